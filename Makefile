@@ -1,0 +1,51 @@
+# Baldur — the two commands a newcomer needs are `make run` and `make test`.
+# `make help` lists the rest.
+
+GO        ?= go
+PKGS      ?= ./...
+BENCHTIME ?= 1s
+FUZZTIME  ?= 60s
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: run
+run: ## run the whole fleet with a demo on embedded defaults (`baldur dev`)
+	@echo "baldur dev is not built yet (it lands with the breaker fleet and replay-worker issues)."
+	@echo "When it is, 'make run' will:"
+	@echo "  1. start an embedded nats-server with JetStream and a throw-away local PostgreSQL,"
+	@echo "  2. create the streams, KV buckets and schema,"
+	@echo "  3. run a breaker-worker, a replay-worker and the watchdog in one process,"
+	@echo "  4. drive a demo service through failure, OPEN, dead letters, recovery and replay."
+	@echo "Today you can exercise everything that exists with 'make test'."
+
+.PHONY: test
+test: ## run every test with the race detector, against real NATS and PostgreSQL
+	$(GO) test -race -timeout 15m $(PKGS)
+
+.PHONY: generate
+generate: ## regenerate the sqlc code under internal/store/dbsqlc
+	$(GO) tool sqlc generate
+
+.PHONY: verify
+verify: ## gofmt, go vet, go mod tidy and generated code are clean
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) mod tidy -diff
+	$(GO) tool sqlc vet
+	$(GO) tool sqlc diff
+
+.PHONY: bench
+bench: ## run the benchmarks with allocation counts (BENCHTIME=1s by default)
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target of the wire contract for FUZZTIME each (60s by default)
+	@for t in $$($(GO) test -list '^Fuzz' ./internal/events | grep '^Fuzz'); do \
+		echo "== $$t"; \
+		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./internal/events || exit 1; \
+	done
