@@ -1,4 +1,0 @@
--- Replaced by the real schema.
-SELECT 1;
----- create above / drop below ----
-SELECT 1;
