@@ -156,10 +156,10 @@ func CheckTransition(from, to DLQStatus) error {
 		return fmt.Errorf("%w: %q → %q: %w %q", ErrInvalidTransition, from, to, ErrUnknownDLQStatus, from)
 	case !to.Valid():
 		return fmt.Errorf("%w: %q → %q: %w %q", ErrInvalidTransition, from, to, ErrUnknownDLQStatus, to)
-	case from == to:
-		return fmt.Errorf("%w: %q → %q: the entry is already %s", ErrInvalidTransition, from, to, to)
 	case from.Terminal():
 		return fmt.Errorf("%w: %q → %q: %s is terminal", ErrInvalidTransition, from, to, from)
+	case from == to:
+		return fmt.Errorf("%w: %q → %q: the entry is already %s", ErrInvalidTransition, from, to, to)
 	case !CanTransition(from, to):
 		return fmt.Errorf("%w: %q → %q: not an edge of the DLQ state machine", ErrInvalidTransition, from, to)
 	}
