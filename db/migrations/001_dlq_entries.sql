@@ -14,16 +14,16 @@ CREATE TABLE dlq_entries (
     error_code         text        NOT NULL DEFAULT '',
     error_message      text        NOT NULL DEFAULT '',
     priority           text        NOT NULL DEFAULT 'normal',
-    -- Replay order: critical, normal, low. Mirrors domain's priority rank.
+    -- Replay order: the SQL twin of domain.Priority.Rank (PriorityRankSQL).
     priority_rank      smallint    NOT NULL GENERATED ALWAYS AS (
-        CASE priority WHEN 'critical' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END
+        CASE priority WHEN 'critical' THEN 0 WHEN 'normal' THEN 1 WHEN 'low' THEN 2 ELSE 3 END
     ) STORED,
     metadata           jsonb,
     status             text        NOT NULL DEFAULT 'pending',
     retry_count        integer     NOT NULL DEFAULT 0,
     max_retries        integer     NOT NULL DEFAULT 2,
     last_retry_at      timestamptz,
-    next_attempt_at    timestamptz NOT NULL,
+    next_attempt_at    timestamptz,
     last_error         text        NOT NULL DEFAULT '',
     error_history      jsonb       NOT NULL DEFAULT '[]',
     resolution_type    text        NOT NULL DEFAULT '',

@@ -1,0 +1,35 @@
+package store
+
+import (
+	"errors"
+
+	"github.com/baldurfleet/baldur/internal/domain"
+)
+
+// Sentinel errors. Methods wrap them with %w and a message naming the entry,
+// service or value concerned.
+var (
+	// ErrNotFound reports that the entry, lease or record does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrDuplicate reports a dead letter that was not inserted because an
+	// entry with its id, or a live entry with its (service, idempotency_key),
+	// already exists. Ingest treats it as success.
+	ErrDuplicate = errors.New("duplicate dead letter")
+	// ErrLeaseLost reports a write fenced off: the fencing token is not the
+	// service's current, unexpired lease, or the entry is no longer replaying
+	// under it. Nothing was written.
+	ErrLeaseLost = errors.New("replay lease lost")
+	// ErrLeaseHeld reports that another holder's lease on the service has not
+	// expired.
+	ErrLeaseHeld = errors.New("replay lease held by another holder")
+	// ErrInvalidTransition is domain.ErrInvalidTransition: the DLQ state
+	// machine refuses the status change. Nothing was written.
+	ErrInvalidTransition = domain.ErrInvalidTransition
+	// ErrInvalidEntry reports a dead letter that cannot be stored as given
+	// (missing id or service, malformed id or JSON, unknown domain or
+	// priority, negative counters).
+	ErrInvalidEntry = errors.New("invalid dead-letter entry")
+	// ErrInvalidArgument reports an argument out of range (a limit, a TTL, a
+	// cursor, a holder name).
+	ErrInvalidArgument = errors.New("invalid argument")
+)
