@@ -529,7 +529,7 @@ func TestBreakerModes(t *testing.T) {
 		require.Equal(t, &domain.Manual{Actor: "oncall-sre", Reason: "vendor maintenance"}, h.b.Manual)
 		require.Equal(t, domain.DecisionAllow, h.b.Allows(h.env.Now))
 		require.True(t, h.permit().Granted)
-		h.at(2*time.Hour).tick()
+		h.at(2 * time.Hour).tick()
 		require.Equal(t, domain.ModeDisabled, h.b.Mode, "disabled has no expiry")
 		require.ErrorIs(t, h.cmd(manual(domain.ActionDisable)).Err, domain.ErrNoChange)
 	})
