@@ -239,6 +239,10 @@ func (e *AuditChainError) Unwrap() error { return ErrAuditChainBroken }
 // seq + 1, and every PrevHash must be the previous record's hash. It returns
 // nil, or an *AuditChainError for the first bad record. An empty log is
 // valid. To verify a page of a longer log, use VerifyAuditSegment.
+//
+// A chain alone cannot show that its newest rows were cut off: compare the
+// last seq and hash with a copy kept outside the database (for example the
+// latest audit event published on BALDUR_EVENTS) to detect that.
 func VerifyAuditChain(records []AuditRecord) error {
 	if len(records) == 0 {
 		return nil

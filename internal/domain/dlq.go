@@ -3,6 +3,7 @@ package domain
 import (
 	"fmt"
 	"slices"
+	"time"
 )
 
 // InitialDLQStatus is the status ingest gives every new entry. Ingest creates
@@ -196,6 +197,58 @@ func DefaultResolution(to DLQStatus) ResolutionType {
 		return ResolutionTTLExpired
 	}
 	return ""
+}
+
+// RequeueEntry returns e put back in the queue by an operator (from
+// requires_review or reviewing): status pending, due at once (next_attempt_at =
+// at), with a fresh allowance of max_retries attempts (retry_count 0; the error
+// history is kept), no recommended action and no resolution. Without the reset
+// the first failure after a requeue would escalate the entry again at once.
+// The error wraps ErrInvalidTransition.
+func RequeueEntry(e DLQEntry, at time.Time) (DLQEntry, error) {
+	if err := CheckTransition(e.Status, DLQPending); err != nil {
+		return DLQEntry{}, fmt.Errorf("requeue entry %s: %w", e.ID, err)
+	}
+	if e.Status == DLQReplaying {
+		return DLQEntry{}, fmt.Errorf("requeue entry %s: %w: %q → %q: the entry is being replayed",
+			e.ID, ErrInvalidTransition, e.Status, DLQPending)
+	}
+	e.Status = DLQPending
+	e.RetryCount = 0
+	e.NextAttemptAt = at
+	e.RecommendedAction = ""
+	e.ResolutionType = ""
+	e.ResolutionNote = ""
+	e.ResolvedAt = time.Time{}
+	e.UpdatedAt = at
+	return e, nil
+}
+
+// CloseEntry returns e moved by an operator or the watchdog to the terminal
+// status `to` (resolved, rejected, archived, expired or permanently_failed),
+// with resolution DefaultResolution(to), the note and resolved_at = at;
+// next_attempt_at is left as it was (it only matters while pending). The error
+// wraps ErrInvalidTransition when `to` is not terminal, is replayed (only
+// Settle marks an entry replayed), or is not reachable from e's status.
+func CloseEntry(e DLQEntry, to DLQStatus, note string, at time.Time) (DLQEntry, error) {
+	switch {
+	case !to.Terminal():
+		return DLQEntry{}, fmt.Errorf("close entry %s: %w: %q → %q: %s is not terminal",
+			e.ID, ErrInvalidTransition, e.Status, to, to)
+	case to == DLQReplayed:
+		return DLQEntry{}, fmt.Errorf("close entry %s: %w: %q → %q: only a successful replay marks an entry replayed",
+			e.ID, ErrInvalidTransition, e.Status, to)
+	}
+	if err := CheckTransition(e.Status, to); err != nil {
+		return DLQEntry{}, fmt.Errorf("close entry %s: %w", e.ID, err)
+	}
+	e.Status = to
+	e.ResolutionType = DefaultResolution(to)
+	e.ResolutionNote = note
+	e.ResolvedAt = at
+	e.RecommendedAction = ""
+	e.UpdatedAt = at
+	return e, nil
 }
 
 // Valid reports whether d is one of FailureDomains.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -293,4 +294,66 @@ func TestEnumValid(t *testing.T) {
 	require.False(t, domain.RecommendedAction("").Valid())
 	require.False(t, domain.RecommendedAction("panic").Valid())
 	require.False(t, domain.FailureDomain("").Valid())
+}
+
+func TestRequeueEntry_FreshRetriesDueNow(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	history := []domain.ErrorRecord{{At: at.Add(-time.Hour), Attempt: 2, Error: "timeout"}}
+	for _, from := range []domain.DLQStatus{requiresReview, reviewing} {
+		e := domain.DLQEntry{ID: "e1", Status: from, RetryCount: 2, MaxRetries: 2, ErrorHistory: history,
+			LastError: "timeout", RecommendedAction: domain.RecommendManualCheck, NextAttemptAt: at.Add(-time.Hour)}
+		got, err := domain.RequeueEntry(e, at)
+		require.NoError(t, err)
+		require.Equal(t, pending, got.Status)
+		require.Zero(t, got.RetryCount)
+		require.Equal(t, at, got.NextAttemptAt)
+		require.Equal(t, at, got.UpdatedAt)
+		require.Empty(t, got.RecommendedAction)
+		require.Equal(t, history, got.ErrorHistory, "history is kept")
+		require.Equal(t, "timeout", got.LastError)
+	}
+	for _, from := range []domain.DLQStatus{pending, replaying, replayed, resolved} {
+		_, err := domain.RequeueEntry(domain.DLQEntry{ID: "e9", Status: from}, at)
+		require.ErrorIs(t, err, domain.ErrInvalidTransition, from)
+		require.ErrorContains(t, err, "entry e9")
+	}
+}
+
+func TestCloseEntry_TerminalWithResolution(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	due := at.Add(-time.Minute)
+	tests := []struct {
+		from, to domain.DLQStatus
+		want     domain.ResolutionType
+		wantErr  string
+	}{
+		{pending, resolved, domain.ResolutionManualFix, ""},
+		{requiresReview, rejected, domain.ResolutionRejected, ""},
+		{reviewing, archived, domain.ResolutionArchived, ""},
+		{pending, expired, domain.ResolutionTTLExpired, ""},
+		{requiresReview, permanentlyFailed, "", ""},
+		{pending, permanentlyFailed, "", "not an edge"},
+		{replaying, resolved, "", "not an edge"},
+		{replaying, replayed, "", "only a successful replay"},
+		{pending, reviewing, "", "not terminal"},
+		{resolved, rejected, "", "resolved is terminal"},
+	}
+	for _, tt := range tests {
+		e := domain.DLQEntry{ID: "e1", Status: tt.from, NextAttemptAt: due, RecommendedAction: domain.RecommendManualCheck}
+		got, err := domain.CloseEntry(e, tt.to, "fixed by hand", at)
+		if tt.wantErr != "" {
+			require.ErrorIs(t, err, domain.ErrInvalidTransition, "%s → %s", tt.from, tt.to)
+			require.ErrorContains(t, err, tt.wantErr)
+			continue
+		}
+		require.NoError(t, err, "%s → %s", tt.from, tt.to)
+		require.Equal(t, tt.to, got.Status)
+		require.Equal(t, tt.want, got.ResolutionType)
+		require.Equal(t, "fixed by hand", got.ResolutionNote)
+		require.Equal(t, at, got.ResolvedAt)
+		require.Equal(t, due, got.NextAttemptAt, "left as it was")
+		require.Empty(t, got.RecommendedAction)
+	}
 }

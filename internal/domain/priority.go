@@ -54,7 +54,9 @@ func (p Priority) Rank() int {
 //
 // which is the order CompareDLQEntries gives in Go, provided id compares
 // byte-wise in SQL too (a uuid column, or text with COLLATE "C"). A NULL
-// priority falls to ELSE, like an unconfigured one.
+// priority falls to ELSE, like an unconfigured one. The dlq_entries table
+// stores this rank as the generated column priority_rank (its CHECK constraint
+// admits only the three priorities, so its ELSE branch is low's 2).
 const PriorityRankSQL = `CASE priority WHEN 'critical' THEN 0 WHEN 'normal' THEN 1 WHEN 'low' THEN 2 ELSE 3 END`
 
 // CompareDLQEntries orders entries for replay: by priority rank, then oldest

@@ -155,10 +155,11 @@ const (
 	EscalationForceClose Escalation = "force_close"
 )
 
-// AttemptOutcome is what a settled attempt writes to its entry. The zero
-// values of NextAttemptAt, ResolvedAt, ResolutionType and RecommendedAction
-// mean "clear the column"; LastError and LastRetryAt are always the values to
-// store (carried over when the attempt did not change them).
+// AttemptOutcome is what a settled attempt writes to its entry: every field
+// is the value to store. Fields the attempt does not change are carried over
+// from the entry (LastError, LastRetryAt, and NextAttemptAt, which only matters
+// while pending and is NOT NULL in the store). An empty ResolutionType or
+// RecommendedAction and a zero ResolvedAt mean "none".
 type AttemptOutcome struct {
 	Status            DLQStatus
 	RetryCount        int
@@ -211,9 +212,10 @@ func (p RetryPolicy) Settle(e DLQEntry, a Attempt) (AttemptOutcome, error) {
 	}
 
 	out := AttemptOutcome{
-		RetryCount:  e.RetryCount,
-		LastRetryAt: e.LastRetryAt,
-		LastError:   e.LastError,
+		RetryCount:    e.RetryCount,
+		LastRetryAt:   e.LastRetryAt,
+		NextAttemptAt: e.NextAttemptAt,
+		LastError:     e.LastError,
 	}
 	switch a.Result {
 	case AttemptOK:

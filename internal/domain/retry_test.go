@@ -110,10 +110,11 @@ func TestSettle_SeedRules(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	prevRetry := at.Add(-time.Minute)
+	prevDue := at.Add(-30 * time.Second)
 	policy := domain.DefaultRetryPolicy()
 	claimed := func(retryCount, maxRetries int) domain.DLQEntry {
 		return domain.DLQEntry{ID: "e1", Status: domain.DLQReplaying, RetryCount: retryCount,
-			MaxRetries: maxRetries, LastRetryAt: prevRetry, LastError: "earlier"}
+			MaxRetries: maxRetries, LastRetryAt: prevRetry, NextAttemptAt: prevDue, LastError: "earlier"}
 	}
 	tests := []struct {
 		name    string
@@ -125,14 +126,14 @@ func TestSettle_SeedRules(t *testing.T) {
 			name:    "ok is replayed with auto_replay",
 			entry:   claimed(1, 2),
 			attempt: domain.Attempt{Result: domain.AttemptOK, At: at},
-			want: domain.AttemptOutcome{Status: domain.DLQReplayed, RetryCount: 1, LastRetryAt: at,
+			want: domain.AttemptOutcome{Status: domain.DLQReplayed, RetryCount: 1, LastRetryAt: at, NextAttemptAt: prevDue,
 				LastError: "earlier", ResolutionType: domain.ResolutionAutoReplay, ResolvedAt: at, AttemptSpent: true},
 		},
 		{
 			name:    "ok after a force-close is replayed too",
 			entry:   claimed(0, 2),
 			attempt: domain.Attempt{Result: domain.AttemptOK, ForceClose: true, At: at},
-			want: domain.AttemptOutcome{Status: domain.DLQReplayed, LastRetryAt: at, LastError: "earlier",
+			want: domain.AttemptOutcome{Status: domain.DLQReplayed, LastRetryAt: at, NextAttemptAt: prevDue, LastError: "earlier",
 				ResolutionType: domain.ResolutionAutoReplay, ResolvedAt: at, AttemptSpent: true},
 		},
 		{
@@ -157,7 +158,7 @@ func TestSettle_SeedRules(t *testing.T) {
 			name:    "failure reaching max_retries requires review, unresolved",
 			entry:   claimed(1, 2),
 			attempt: domain.Attempt{Result: domain.AttemptFailed, Error: "timeout", At: at},
-			want: domain.AttemptOutcome{Status: domain.DLQRequiresReview, RetryCount: 2, LastRetryAt: at,
+			want: domain.AttemptOutcome{Status: domain.DLQRequiresReview, RetryCount: 2, LastRetryAt: at, NextAttemptAt: prevDue,
 				LastError: "timeout", RecommendedAction: domain.RecommendManualCheck,
 				Escalation: domain.EscalationRetriesExhausted, AttemptSpent: true,
 				AppendError: &domain.ErrorRecord{At: at, Attempt: 2, Error: "timeout"}},
@@ -166,7 +167,7 @@ func TestSettle_SeedRules(t *testing.T) {
 			name:    "max_retries zero requires review after the first failure",
 			entry:   claimed(0, 0),
 			attempt: domain.Attempt{Result: domain.AttemptFailed, Error: "x", At: at},
-			want: domain.AttemptOutcome{Status: domain.DLQRequiresReview, RetryCount: 1, LastRetryAt: at,
+			want: domain.AttemptOutcome{Status: domain.DLQRequiresReview, RetryCount: 1, LastRetryAt: at, NextAttemptAt: prevDue,
 				LastError: "x", RecommendedAction: domain.RecommendManualCheck,
 				Escalation: domain.EscalationRetriesExhausted, AttemptSpent: true,
 				AppendError: &domain.ErrorRecord{At: at, Attempt: 1, Error: "x"}},
@@ -175,7 +176,7 @@ func TestSettle_SeedRules(t *testing.T) {
 			name:    "not retryable requires review at once",
 			entry:   claimed(0, 5),
 			attempt: domain.Attempt{Result: domain.AttemptNotRetryable, Error: "card declined", At: at},
-			want: domain.AttemptOutcome{Status: domain.DLQRequiresReview, RetryCount: 1, LastRetryAt: at,
+			want: domain.AttemptOutcome{Status: domain.DLQRequiresReview, RetryCount: 1, LastRetryAt: at, NextAttemptAt: prevDue,
 				LastError: "card declined", RecommendedAction: domain.RecommendManualCheck,
 				Escalation: domain.EscalationNotRetryable, AttemptSpent: true,
 				AppendError: &domain.ErrorRecord{At: at, Attempt: 1, Error: "card declined"}},
@@ -184,7 +185,7 @@ func TestSettle_SeedRules(t *testing.T) {
 			name:    "force-close failure escalates at once",
 			entry:   claimed(0, 5),
 			attempt: domain.Attempt{Result: domain.AttemptFailed, Error: "HTTP 500", ForceClose: true, At: at},
-			want: domain.AttemptOutcome{Status: domain.DLQRequiresReview, RetryCount: 1, LastRetryAt: at,
+			want: domain.AttemptOutcome{Status: domain.DLQRequiresReview, RetryCount: 1, LastRetryAt: at, NextAttemptAt: prevDue,
 				LastError: "HTTP 500", RecommendedAction: domain.RecommendEscalate,
 				Escalation: domain.EscalationForceClose, AttemptSpent: true,
 				AppendError: &domain.ErrorRecord{At: at, Attempt: 1, Error: "HTTP 500"}},
@@ -298,7 +299,7 @@ func ExampleRetryPolicy_Settle() {
 		}
 		e = out.Patch(e)
 		next := "none"
-		if !e.NextAttemptAt.IsZero() {
+		if e.Status == domain.DLQPending { // next_attempt_at only matters while pending
 			next = e.NextAttemptAt.Sub(at).String()
 		}
 		fmt.Printf("%s retry_count=%d next_in=%s escalation=%q\n", e.Status, e.RetryCount, next, out.Escalation)
