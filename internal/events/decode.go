@@ -56,14 +56,21 @@ func DecodeOutcome(body []byte) (OutcomeReport, error) {
 	if len(r.FailureTypes) == 0 {
 		r.FailureTypes = nil
 	}
-	return r, r.Validate()
+	if err := r.Validate(); err != nil {
+		return OutcomeReport{}, err
+	}
+	return r, nil
 }
 
 // checkDuration decodes a duration member itself, for an error that names the
-// field (domain.Duration's own error cannot).
-func checkDuration(payload, field string, val []byte) error {
+// field (domain.Duration's own error cannot). A null is refused where the
+// field is not a pointer: domain.Duration cannot decode it.
+func checkDuration(payload, field string, val []byte, nullOK bool) error {
 	if bytes.Equal(val, []byte("null")) {
-		return nil
+		if nullOK {
+			return nil
+		}
+		return fieldErr(ErrInvalidValue, payload, field, "is null; omit it or give a duration such as \"90m\"")
 	}
 	var d domain.Duration
 	if err := d.UnmarshalJSON(val); err != nil {
@@ -82,15 +89,15 @@ func DecodeControl(body []byte) (BreakerCommand, error) {
 	err := unmarshalStrict(body, &c, commandFields, func(_ int, name string, val []byte) error {
 		switch name {
 		case "ttl":
-			ttlGiven = !bytes.Equal(val, []byte("null"))
-			return checkDuration(payloadCommand, name, val)
+			ttlGiven = true
+			return checkDuration(payloadCommand, name, val, false)
 		case "override":
 			if bytes.Equal(val, []byte("null")) {
 				return nil
 			}
 			return scanObject(val, "override.", overrideFields, func(_ int, name string, val []byte) error {
 				if name == "recovery_timeout" {
-					return checkDuration(payloadCommand, "override."+name, val)
+					return checkDuration(payloadCommand, "override."+name, val, true)
 				}
 				return nil
 			})
@@ -103,7 +110,10 @@ func DecodeControl(body []byte) (BreakerCommand, error) {
 	if ttlGiven && c.TTL == 0 {
 		return BreakerCommand{}, fieldErr(ErrInvalidValue, payloadCommand, "ttl", "is 0; omit it to use the configured manual_override_ttl, or give %s..%s", MinTTL, MaxTTL)
 	}
-	return c, c.Validate()
+	if err := c.Validate(); err != nil {
+		return BreakerCommand{}, err
+	}
+	return c, nil
 }
 
 // DecodeGovernance strictly decodes and validates a governance command body.
@@ -115,7 +125,10 @@ func DecodeGovernance(body []byte) (GovernanceCommand, error) {
 	if err := unmarshalStrict(body, &g, governanceFields, nil); err != nil {
 		return GovernanceCommand{}, err
 	}
-	return g, g.Validate()
+	if err := g.Validate(); err != nil {
+		return GovernanceCommand{}, err
+	}
+	return g, nil
 }
 
 // DecodeDeadLetter strictly decodes and validates a dead letter body. The
@@ -135,7 +148,10 @@ func DecodeDeadLetter(body []byte) (DeadLetter, error) {
 	if d.Metadata, err = compactRaw(d.Metadata); err != nil {
 		return DeadLetter{}, fieldErr(ErrInvalidValue, payloadDeadLetter, "metadata", "is not valid JSON: %v", err)
 	}
-	return d, d.Validate()
+	if err := d.Validate(); err != nil {
+		return DeadLetter{}, err
+	}
+	return d, nil
 }
 
 // compactRaw compacts a raw JSON value into a fresh slice; null becomes nil.
@@ -170,7 +186,10 @@ func DecodeReplayReply(body []byte) (ReplayReply, error) {
 	if !okGiven {
 		return ReplayReply{}, fieldErr(ErrMissingField, payloadReplayReply, "ok", "is required (true or false)")
 	}
-	return r, r.Validate()
+	if err := r.Validate(); err != nil {
+		return ReplayReply{}, err
+	}
+	return r, nil
 }
 
 // DecodePermitRequest strictly decodes and validates a permit request.
@@ -182,7 +201,10 @@ func DecodePermitRequest(body []byte) (PermitRequest, error) {
 	if err := unmarshalStrict(body, &p, permitRequestFields, nil); err != nil {
 		return PermitRequest{}, err
 	}
-	return p, p.Validate()
+	if err := p.Validate(); err != nil {
+		return PermitRequest{}, err
+	}
+	return p, nil
 }
 
 // DecodePermitReply strictly decodes and validates a permit reply.
@@ -194,7 +216,10 @@ func DecodePermitReply(body []byte) (PermitReply, error) {
 	if err := unmarshalStrict(body, &p, permitReplyFields, nil); err != nil {
 		return PermitReply{}, err
 	}
-	return p, p.Validate()
+	if err := p.Validate(); err != nil {
+		return PermitReply{}, err
+	}
+	return p, nil
 }
 
 // DecodeTransitionEvent strictly decodes and validates a transition event.
@@ -211,7 +236,10 @@ func DecodeTransitionEvent(body []byte) (TransitionEvent, error) {
 	}); err != nil {
 		return TransitionEvent{}, err
 	}
-	return e, e.Validate()
+	if err := e.Validate(); err != nil {
+		return TransitionEvent{}, err
+	}
+	return e, nil
 }
 
 // DecodeReplayEntryEvent strictly decodes and validates a completed, failed
@@ -357,7 +385,10 @@ func parseReplayDelivery(svc string, h nats.Header, body []byte) (ReplayDelivery
 	if len(body) == 0 {
 		d.Request = nil
 	}
-	return d, d.Validate()
+	if err := d.Validate(); err != nil {
+		return ReplayDelivery{}, err
+	}
+	return d, nil
 }
 
 // Message is a decoded inbound message.

@@ -107,7 +107,7 @@ func (r OutcomeReport) Validate() error {
 	}
 	calls := r.Successes + r.Failures
 	if calls == 0 {
-		return fieldErr(ErrInvalidValue, payloadOutcome, "successes", "and failures are both 0; a report covers at least one call")
+		return fieldErr(ErrInvalidValue, payloadOutcome, "successes", "is 0 and so is failures; a report covers at least one call")
 	}
 	if r.TrailingFailures > r.Failures {
 		return fieldErr(ErrInvalidValue, payloadOutcome, "trailing_failures", "is %d, more than failures (%d)", r.TrailingFailures, r.Failures)
@@ -225,12 +225,14 @@ func (c BreakerCommand) Validate() error {
 	} else if c.Override != nil {
 		return fieldErr(ErrInvalidValue, payloadCommand, "override", "is given for action %q; only the override action takes one", c.Action)
 	}
-	if c.Trigger != "" && c.Trigger != domain.TriggerManual && !oneOf(c.Trigger, commandTriggers[c.Action]) {
-		allowed := append([]domain.Trigger{domain.TriggerManual}, commandTriggers[c.Action]...)
-		if c.Action == domain.ActionHalfOpen {
-			allowed = commandTriggers[c.Action]
+	if c.Trigger != "" {
+		allowed := commandTriggers[c.Action]
+		if c.Action != domain.ActionHalfOpen {
+			allowed = append([]domain.Trigger{domain.TriggerManual}, allowed...)
 		}
-		return fieldErr(ErrInvalidValue, payloadCommand, "trigger", "is %q; action %q takes %s or none", clip(string(c.Trigger), 64), c.Action, list(allowed))
+		if !oneOf(c.Trigger, allowed) {
+			return fieldErr(ErrInvalidValue, payloadCommand, "trigger", "is %q; action %q takes %s or none", clip(string(c.Trigger), 64), c.Action, list(allowed))
+		}
 	}
 	return nil
 }
