@@ -1,0 +1,79 @@
+package db_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/baldurfleet/baldur/db"
+	"github.com/baldurfleet/baldur/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// relations lists the tables and sequences of the public schema, except
+// tern's version table.
+func relations(t *testing.T, conn *pgx.Conn) []string {
+	t.Helper()
+	rows, err := conn.Query(t.Context(), `
+		SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = 'public' AND c.relkind IN ('r', 'S', 'p')
+		  AND c.relname NOT LIKE $1 || '%'
+		ORDER BY c.relname`, db.VersionTable)
+	require.NoError(t, err)
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	return names
+}
+
+func TestMigrationsUpDownUp(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, testenv.EmptyDatabase(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+
+	want := []string{"audit_log", "dlq_entries", "outcome_rollups", "replay_lease_fencing_token", "replay_leases"}
+
+	require.NoError(t, db.Migrate(ctx, conn))
+	cur, latest, err := db.Version(ctx, conn)
+	require.NoError(t, err)
+	require.Equal(t, latest, cur)
+	require.Positive(t, latest)
+	require.Equal(t, want, relations(t, conn))
+
+	require.NoError(t, db.MigrateTo(ctx, conn, 0))
+	cur, _, err = db.Version(ctx, conn)
+	require.NoError(t, err)
+	require.Zero(t, cur)
+	require.Empty(t, relations(t, conn), "down to zero leaves no table or sequence behind")
+
+	require.NoError(t, db.Migrate(ctx, conn))
+	cur, latest, err = db.Version(ctx, conn)
+	require.NoError(t, err)
+	require.Equal(t, latest, cur)
+	require.Equal(t, want, relations(t, conn))
+
+	// Migrating an up-to-date schema is a no-op.
+	require.NoError(t, db.Migrate(ctx, conn))
+}
+
+func TestEveryMigrationStepsDownAndUp(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, testenv.EmptyDatabase(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+
+	require.NoError(t, db.Migrate(ctx, conn))
+	_, latest, err := db.Version(ctx, conn)
+	require.NoError(t, err)
+	for v := latest - 1; v >= 0; v-- {
+		require.NoError(t, db.MigrateTo(ctx, conn, v), "down to %d", v)
+		require.NoError(t, db.MigrateTo(ctx, conn, v+1), "up again to %d", v+1)
+		require.NoError(t, db.MigrateTo(ctx, conn, v), "down again to %d", v)
+	}
+	require.Empty(t, relations(t, conn))
+}
