@@ -153,10 +153,11 @@ const (
 )
 
 // ErrorBudgetLevelOf classifies a remaining fraction: critical below 0.10,
-// warning below 0.20, ok otherwise.
+// warning below 0.20, ok otherwise. NaN is critical: a broken budget fails
+// closed.
 func ErrorBudgetLevelOf(remaining float64) ErrorBudgetLevel {
 	switch {
-	case remaining < ErrorBudgetBlockBelow:
+	case !(remaining >= ErrorBudgetBlockBelow):
 		return ErrorBudgetCritical
 	case remaining < ErrorBudgetWarnBelow:
 		return ErrorBudgetWarning

@@ -121,6 +121,8 @@ func TestGovernance_CheckReplaySeedOrder(t *testing.T) {
 			allowed: true, warning: "19.0 %"},
 		{name: "budget at 20 % is fine", g: domain.Governance{ErrorBudget: budget(0.20)}, allowed: true},
 		{name: "full budget is fine", g: domain.Governance{ErrorBudget: budget(1)}, allowed: true},
+		{name: "a NaN budget fails closed", g: domain.Governance{ErrorBudget: budget(math.NaN())},
+			blocker: domain.BlockerErrorBudget, reason: "NaN"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
