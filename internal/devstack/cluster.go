@@ -18,7 +18,7 @@ import (
 
 // ClusterOptions configure StartCluster.
 type ClusterOptions struct {
-	// Nodes is the number of servers; 0 means 3.
+	// Nodes is the number of servers, at least 2; 0 means 3.
 	Nodes int
 	// Name is the cluster name; empty means "baldur".
 	Name string
@@ -64,8 +64,9 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 	if opts.Nodes == 0 {
 		opts.Nodes = 3
 	}
-	if opts.Nodes < 1 {
-		return nil, fmt.Errorf("devstack: a cluster needs at least one node, not %d", opts.Nodes)
+	if opts.Nodes < 2 {
+		return nil, fmt.Errorf("devstack: a cluster needs at least two nodes, not %d (use StartNATS for one server): "+
+			"nats-server runs clustered JetStream only with routes to other nodes", opts.Nodes)
 	}
 	opts.Name = orDefault(opts.Name, "baldur")
 	opts.Host = orDefault(opts.Host, "127.0.0.1")

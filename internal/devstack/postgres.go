@@ -439,6 +439,9 @@ func (p *Postgres) DatabaseURL(name string) string {
 	return u.String()
 }
 
+// PID is the process id of the postmaster.
+func (p *Postgres) PID() int { return p.cmd.Process.Pid }
+
 // Port is the TCP port the server listens on (on 127.0.0.1).
 func (p *Postgres) Port() int { return p.port }
 
@@ -510,12 +513,11 @@ func tailFrom(path string, from int64) string {
 }
 
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := freePorts("127.0.0.1", 1)
 	if err != nil {
-		return 0, fmt.Errorf("devstack: find a free port: %w", err)
+		return 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return ports[0], nil
 }
 
 // removeStaleClusters removes temporary cluster directories left behind by
