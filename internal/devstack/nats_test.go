@@ -3,7 +3,7 @@ package devstack
 import (
 	"context"
 	"net"
-		"strings"
+	"strings"
 	"testing"
 	"time"
 
