@@ -81,7 +81,7 @@ func goldens() []golden {
 			New: json.RawMessage(`{"level":2}`), Actor: "incident-commander", Reason: "INC-4711", At: at}, decoderOf(DecodeGovernanceChange)},
 		{"rejected.json", Rejected{Kind: RejectedOutcome, Code: "invalid_value", Subject: "baldur.outcome.payments",
 			Reason: `outcome report: field "trailing_failures" is 5, more than failures (3): events: invalid value`,
-			CEID: "0b9d5f7e-3c1a-4e2b-9f60-7a8b1c2d3e4f", CEType: "baldur.outcome.v1", Source: "payments-7f9c-2",
+			CEID:   "0b9d5f7e-3c1a-4e2b-9f60-7a8b1c2d3e4f", CEType: "baldur.outcome.v1", Source: "payments-7f9c-2",
 			Size: 71, At: at}, decoderOf(DecodeRejected)},
 	}
 }

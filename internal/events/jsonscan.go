@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -234,7 +236,7 @@ func unmarshalStrict(b []byte, v any, of objectFields, fn func(idx int, name str
 		if serr := scanObject(b, "", of, fn); serr != nil {
 			return serr
 		}
-		return fmt.Errorf("%w: %s: %v", ErrInvalidValue, of.payload, err)
+		return blame(b, v, of, err)
 	}
 	if serr := scanObject(b, "", of, fn); serr != nil {
 		return serr
@@ -265,4 +267,29 @@ func jsonTypeName(kind string) string {
 		return "array"
 	}
 	return kind
+}
+
+// blame finds the member of b whose value made decoding into v fail with err
+// (a field's own UnmarshalJSON, such as time.Time's, does not say which field
+// it was) by decoding each member alone into a fresh value of v's type.
+func blame(b []byte, v any, of objectFields, err error) error {
+	typ := reflect.TypeOf(v).Elem()
+	var found error
+	_ = scanObject(b, "", of, func(_ int, name string, val []byte) error {
+		one := make([]byte, 0, len(name)+len(val)+8)
+		one = append(one, '{')
+		one = strconv.AppendQuote(one, name)
+		one = append(one, ':')
+		one = append(one, val...)
+		one = append(one, '}')
+		if merr := json.Unmarshal(one, reflect.New(typ).Interface()); merr != nil {
+			found = fieldErr(ErrInvalidValue, of.payload, name, "is %s: %v", clip(string(val), 40), merr)
+			return found
+		}
+		return nil
+	})
+	if found != nil {
+		return found
+	}
+	return fmt.Errorf("%w: %s: %v", ErrInvalidValue, of.payload, err)
 }
