@@ -112,7 +112,11 @@ func brkRandomStep(r *rand.Rand) time.Duration {
 // half_open_max_calls; Allows agrees with a permit request.
 func TestBreakerProperties(t *testing.T) {
 	t.Parallel()
-	const seeds, steps = 12, 2500
+	const seeds = 12
+	steps := 2500
+	if testing.Short() {
+		steps = 300
+	}
 	configs := brkPropertyConfigs()
 	for seed := range uint64(seeds) {
 		cfg := configs[int(seed)%len(configs)]
