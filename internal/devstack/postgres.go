@@ -249,7 +249,7 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 		}
 		// Another process may have taken the free port between our probe and
 		// the server's bind: try another one.
-		if opts.Port != 0 || attempt == attempts || !strings.Contains(p.logTail(), "could not bind") {
+		if opts.Port != 0 || attempt == attempts || !strings.Contains(err.Error(), "could not bind") {
 			p.removeDir()
 			return nil, err
 		}
@@ -383,6 +383,9 @@ func (p *Postgres) start(ctx context.Context, bins PostgresBinaries, cred *sysca
 	cmd.Dir = p.dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// SIGQUIT is PostgreSQL's immediate shutdown: if we die, it goes too.
+	// (The kernel sends it when the thread that started the server exits;
+	// Go keeps its threads for the life of the process unless a goroutine
+	// that locked its thread exits, which the callers here never do.)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGQUIT}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("%w: run %s: %w", ErrPostgresStart, bins.Postgres, err)
@@ -483,8 +486,6 @@ func (p *Postgres) removeDir() {
 		_ = os.RemoveAll(p.dir)
 	}
 }
-
-func (p *Postgres) logTail() string { return tail(filepath.Join(p.dir, pgLogFile)) }
 
 // tailBytes is how much of a log start-up errors quote.
 const tailBytes = 4 << 10
