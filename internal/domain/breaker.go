@@ -221,8 +221,9 @@ type Env struct {
 	Now time.Time
 	// Config is the service's resolved config (ResolveConfig).
 	Config Config
-	// KillSwitch is true while the fleet's kill switch is on.
-	KillSwitch bool
+	// Governance is the fleet's governance snapshot; the kill switch in it
+	// refuses manual actions that do not set override_kill_switch.
+	Governance Governance
 }
 
 // Result says what a fold did besides changing the breaker.
@@ -245,7 +246,7 @@ type Result struct {
 	// the kill switch was on because it set override_kill_switch; the worker
 	// must audit it.
 	KillSwitchOverridden bool
-	// Err says why a command was refused (ErrKillSwitch, ErrInvalidCommand,
+	// Err says why a command was refused (ErrKillSwitchOn, ErrInvalidCommand,
 	// ErrOverrideRenewalLimit) or why it changed nothing (ErrNoChange,
 	// ErrNotOpen, ErrModeNotAuto, ErrRecoveryNotDue, ErrNotStuck), why a
 	// report was refused (ErrInvalidReport), or ErrUnknownInput.
@@ -496,8 +497,8 @@ func (f *folder) command(c Command) {
 			f.res.Err = fmt.Errorf("%w: %s needs an actor and a reason", ErrInvalidCommand, c.Action)
 			return
 		}
-		if f.env.KillSwitch && !c.OverrideKillSwitch {
-			f.res.Err = fmt.Errorf("%w: %s by %s (set override_kill_switch to force it)", ErrKillSwitch, c.Action, c.Actor)
+		if d := f.env.Governance.CheckManualControl(c.OverrideKillSwitch); !d.Allowed {
+			f.res.Err = fmt.Errorf("%s by %s refused: %w", c.Action, c.Actor, d.Err())
 			return
 		}
 	}
@@ -527,7 +528,7 @@ func (f *folder) command(c Command) {
 	}
 	f.res.Applied = true
 	f.res.Changed = true
-	f.res.KillSwitchOverridden = c.Action.Manual() && f.env.KillSwitch
+	f.res.KillSwitchOverridden = c.Action.Manual() && f.env.Governance.KillSwitch.Active
 	if c.ID != "" {
 		b.LastCommandID = c.ID
 	}

@@ -132,7 +132,8 @@ func TestBreakerProperties(t *testing.T) {
 			for step := range steps {
 				now = now.Add(brkRandomStep(r))
 				in := brkRandomInput(r, &seq)
-				env := domain.Env{Now: now, Config: cfg, KillSwitch: r.IntN(10) == 0}
+				env := domain.Env{Now: now, Config: cfg}
+				env.Governance.KillSwitch.Active = r.IntN(10) == 0
 				where := fmt.Sprintf("step %d, input %+v, breaker %+v", step, in, b)
 
 				before, err := json.Marshal(b)

@@ -591,7 +591,7 @@ func TestBreakerHalfOpenCommand(t *testing.T) {
 	t.Run("not refused by the kill switch", func(t *testing.T) {
 		t.Parallel()
 		h := newBrk(t, domain.DefaultConfig())
-		h.env.KillSwitch = true
+		h.env.Governance.KillSwitch.Active = true
 		h.trip()
 		require.True(t, h.at(time.Minute).cmd(watchdog(domain.TriggerRecoveryTimeout)).Applied)
 	})
@@ -678,17 +678,17 @@ func TestBreakerKillSwitch(t *testing.T) {
 		t.Run(string(action), func(t *testing.T) {
 			t.Parallel()
 			h := newBrk(t, domain.DefaultConfig())
-			h.env.KillSwitch = true
+			h.env.Governance.KillSwitch.Active = true
 			before := h.b
 			res := h.cmd(manual(action))
-			require.ErrorIs(t, res.Err, domain.ErrKillSwitch)
+			require.ErrorIs(t, res.Err, domain.ErrKillSwitchOn)
 			require.False(t, res.Applied)
 			require.False(t, res.KillSwitchOverridden)
 			require.Equal(t, before, h.b)
 		})
 	}
 	h := newBrk(t, domain.DefaultConfig())
-	h.env.KillSwitch = true
+	h.env.Governance.KillSwitch.Active = true
 	c := manual(domain.ActionOpen)
 	c.OverrideKillSwitch = true
 	res := h.cmd(c)
@@ -696,7 +696,7 @@ func TestBreakerKillSwitch(t *testing.T) {
 	require.True(t, res.KillSwitchOverridden, "the worker audits the bypass")
 	require.Equal(t, domain.ModeForcedOpen, h.b.Mode)
 
-	h.env.KillSwitch = false
+	h.env.Governance.KillSwitch.Active = false
 	res = h.cmd(c)
 	require.True(t, res.Applied)
 	require.False(t, res.KillSwitchOverridden, "no bypass without a kill switch")
