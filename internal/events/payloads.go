@@ -507,25 +507,21 @@ const payloadPermitReply = "permit reply"
 // Validate checks that state is a known state.
 func (p PermitReply) Validate() error { return checkState(payloadPermitReply, "state", p.State) }
 
-// WindowSummary is the breaker's window at a transition (and in the breaker
-// state in KV baldur_breakers).
-type WindowSummary struct {
-	Successes int64 `json:"successes"`
-	Failures  int64 `json:"failures"`
-	SlowCalls int64 `json:"slow_calls"`
-	// FailureRate is failures / (successes + failures), in percent (0..100),
-	// like failure_rate_threshold.
-	FailureRate float64 `json:"failure_rate"`
-	// FailingNodes is the number of distinct nodes that reported failures.
-	FailingNodes int `json:"failing_nodes"`
-}
+// WindowSummary is the breaker's window at a transition: successes,
+// failures, slow_calls, failure_rate and slow_call_rate (percent, 0..100) and
+// failing_nodes. It is domain.WindowStats, the totals of the breaker state's
+// window, so the two cannot drift apart.
+type WindowSummary = domain.WindowStats
 
-func (w WindowSummary) validate(payload string) error {
+func validateWindow(payload string, w WindowSummary) error {
 	if w.Successes < 0 || w.Failures < 0 || w.SlowCalls < 0 || w.FailingNodes < 0 {
 		return fieldErr(ErrInvalidValue, payload, "window", "has a negative count")
 	}
 	if !(w.FailureRate >= 0 && w.FailureRate <= 100) {
 		return fieldErr(ErrInvalidValue, payload, "window.failure_rate", "is %v; want a percentage in [0, 100]", w.FailureRate)
+	}
+	if !(w.SlowCallRate >= 0 && w.SlowCallRate <= 100) {
+		return fieldErr(ErrInvalidValue, payload, "window.slow_call_rate", "is %v; want a percentage in [0, 100]", w.SlowCallRate)
 	}
 	return nil
 }
@@ -537,9 +533,11 @@ type TransitionEvent struct {
 	Service string       `json:"service"`
 	From    domain.State `json:"from"`
 	To      domain.State `json:"to"`
-	// Mode is the breaker's mode after the transition; it is what changed in
-	// a mode_changed event. An addition to the DESIGN §3 field list.
-	Mode          domain.Mode    `json:"mode,omitempty"`
+	// FromMode and Mode are the breaker's mode before and after; a
+	// mode_changed event is a change of mode (or override) alone. Additions
+	// to the DESIGN §3 field list, as in domain.Transition.
+	FromMode      domain.Mode    `json:"from_mode"`
+	Mode          domain.Mode    `json:"mode"`
 	Trigger       domain.Trigger `json:"trigger"`
 	TriggerReplay bool           `json:"trigger_replay"`
 	Generation    uint64         `json:"generation"`
@@ -548,6 +546,14 @@ type TransitionEvent struct {
 	At            time.Time      `json:"at"`
 	Window        WindowSummary  `json:"window"`
 }
+
+// NewTransitionEvent returns the event of a transition the fold reported.
+// TransitionEvent has exactly the fields of domain.Transition, so this is a
+// conversion that stops compiling if the two drift apart.
+func NewTransitionEvent(t domain.Transition) TransitionEvent { return TransitionEvent(t) }
+
+// Transition returns the event as the domain's transition.
+func (e TransitionEvent) Transition() domain.Transition { return domain.Transition(e) }
 
 const payloadTransition = "transition event"
 
@@ -573,6 +579,9 @@ func (e TransitionEvent) Validate() error {
 	if err := checkState(payloadTransition, "to", e.To); err != nil {
 		return err
 	}
+	if e.FromMode != "" && !oneOf(e.FromMode, modes) {
+		return fieldErr(ErrInvalidValue, payloadTransition, "from_mode", "is %q; want one of %s", clip(string(e.FromMode), 64), list(modes))
+	}
 	if e.Mode != "" && !oneOf(e.Mode, modes) {
 		return fieldErr(ErrInvalidValue, payloadTransition, "mode", "is %q; want one of %s", clip(string(e.Mode), 64), list(modes))
 	}
@@ -588,7 +597,7 @@ func (e TransitionEvent) Validate() error {
 	if e.At.IsZero() {
 		return fieldErr(ErrMissingField, payloadTransition, "at", "is required")
 	}
-	return e.Window.validate(payloadTransition)
+	return validateWindow(payloadTransition, e.Window)
 }
 
 // ReplayEntryEvent is the body of the replay events about one entry:

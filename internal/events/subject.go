@@ -225,18 +225,7 @@ func (e BreakerEvent) Valid() bool { return oneOf(e, BreakerEvents) }
 // half_opened or closed. A transition that leaves the state as it was (a mode
 // change only) is mode_changed.
 func BreakerEventFor(from, to domain.State) BreakerEvent {
-	if from == to {
-		return BreakerModeChanged
-	}
-	switch to {
-	case domain.StateOpen:
-		return BreakerOpened
-	case domain.StateHalfOpen:
-		return BreakerHalfOpened
-	case domain.StateClosed:
-		return BreakerClosed
-	}
-	return BreakerModeChanged
+	return BreakerEvent(domain.Transition{From: from, To: to}.Kind())
 }
 
 // BreakerEventSubject returns baldur.event.breaker.<svc>.<event>.
