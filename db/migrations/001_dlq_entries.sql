@@ -23,7 +23,7 @@ CREATE TABLE dlq_entries (
     retry_count        integer     NOT NULL DEFAULT 0,
     max_retries        integer     NOT NULL DEFAULT 2,
     last_retry_at      timestamptz,
-    next_attempt_at    timestamptz,
+    next_attempt_at    timestamptz NOT NULL,
     last_error         text        NOT NULL DEFAULT '',
     error_history      jsonb       NOT NULL DEFAULT '[]',
     resolution_type    text        NOT NULL DEFAULT '',

@@ -81,7 +81,7 @@ SELECT count(*) FROM dlq_entries WHERE service = @service AND status = 'pending'
 -- The earliest next_attempt_at among the service's pending entries; no row
 -- when it has none.
 SELECT next_attempt_at FROM dlq_entries
-WHERE service = @service AND status = 'pending' AND next_attempt_at IS NOT NULL
+WHERE service = @service AND status = 'pending'
 ORDER BY next_attempt_at
 LIMIT 1;
 
@@ -151,7 +151,6 @@ SET status = 'replayed',
     resolution_type = 'auto_replay',
     resolved_at = @now::timestamptz,
     last_retry_at = @now::timestamptz,
-    next_attempt_at = NULL,
     recommended_action = '',
     updated_at = @now::timestamptz
 WHERE e.id = ANY(@ids::uuid[])
@@ -183,7 +182,7 @@ UPDATE dlq_entries
 SET status = @status,
     retry_count = @retry_count,
     last_retry_at = @last_retry_at,
-    next_attempt_at = @next_attempt_at,
+    next_attempt_at = coalesce(sqlc.narg('next_attempt_at')::timestamptz, next_attempt_at),
     last_error = @last_error,
     resolution_type = @resolution_type,
     recommended_action = @recommended_action,
@@ -239,7 +238,6 @@ SET status = @status,
     resolution_type = @resolution_type,
     resolution_note = @resolution_note,
     resolved_at = @now::timestamptz,
-    next_attempt_at = NULL,
     recommended_action = '',
     updated_at = @now::timestamptz
 WHERE id = @id AND status = ANY(@from_statuses::text[])
@@ -268,7 +266,6 @@ UPDATE dlq_entries e
 SET status = 'expired',
     resolution_type = 'ttl_expired',
     resolved_at = @now::timestamptz,
-    next_attempt_at = NULL,
     updated_at = @now::timestamptz
 FROM due
 WHERE e.id = due.id

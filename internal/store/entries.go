@@ -403,7 +403,7 @@ func (s *Store) CountPending(ctx context.Context, service string) (int64, error)
 // false when it has no pending entry: a drain sleeps until then.
 func (s *Store) NextAttemptAt(ctx context.Context, service string) (time.Time, bool, error) {
 	at, err := s.q.NextAttemptAt(ctx, service)
-	if isNoRows(err) || (err == nil && at == nil) {
+	if isNoRows(err) {
 		return time.Time{}, false, nil
 	}
 	if err != nil {

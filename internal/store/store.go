@@ -87,7 +87,7 @@ func entryFromRow(r dbsqlc.DlqEntry) (domain.DLQEntry, error) {
 		RetryCount:        int(r.RetryCount),
 		MaxRetries:        int(r.MaxRetries),
 		LastRetryAt:       fromPtr(r.LastRetryAt),
-		NextAttemptAt:     fromPtr(r.NextAttemptAt),
+		NextAttemptAt:     r.NextAttemptAt.UTC(),
 		LastError:         r.LastError,
 		ResolutionType:    domain.ResolutionType(r.ResolutionType),
 		ResolutionNote:    r.ResolutionNote,

@@ -15,7 +15,7 @@ UPDATE dlq_entries
 SET status = $1,
     retry_count = $2,
     last_retry_at = $3,
-    next_attempt_at = $4,
+    next_attempt_at = coalesce($4::timestamptz, next_attempt_at),
     last_error = $5,
     resolution_type = $6,
     recommended_action = $7,
@@ -253,7 +253,6 @@ SET status = $1,
     resolution_type = $2,
     resolution_note = $3,
     resolved_at = $4::timestamptz,
-    next_attempt_at = NULL,
     recommended_action = '',
     updated_at = $4::timestamptz
 WHERE id = $5 AND status = ANY($6::text[])
@@ -323,7 +322,6 @@ SET status = 'replayed',
     resolution_type = 'auto_replay',
     resolved_at = $1::timestamptz,
     last_retry_at = $1::timestamptz,
-    next_attempt_at = NULL,
     recommended_action = '',
     updated_at = $1::timestamptz
 WHERE e.id = ANY($2::uuid[])
@@ -470,7 +468,6 @@ UPDATE dlq_entries e
 SET status = 'expired',
     resolution_type = 'ttl_expired',
     resolved_at = $1::timestamptz,
-    next_attempt_at = NULL,
     updated_at = $1::timestamptz
 FROM due
 WHERE e.id = due.id
@@ -922,16 +919,16 @@ func (q *Queries) MarkSLABreached(ctx context.Context, arg MarkSLABreachedParams
 
 const nextAttemptAt = `-- name: NextAttemptAt :one
 SELECT next_attempt_at FROM dlq_entries
-WHERE service = $1 AND status = 'pending' AND next_attempt_at IS NOT NULL
+WHERE service = $1 AND status = 'pending'
 ORDER BY next_attempt_at
 LIMIT 1
 `
 
 // The earliest next_attempt_at among the service's pending entries; no row
 // when it has none.
-func (q *Queries) NextAttemptAt(ctx context.Context, service string) (*time.Time, error) {
+func (q *Queries) NextAttemptAt(ctx context.Context, service string) (time.Time, error) {
 	row := q.db.QueryRow(ctx, nextAttemptAt, service)
-	var next_attempt_at *time.Time
+	var next_attempt_at time.Time
 	err := row.Scan(&next_attempt_at)
 	return next_attempt_at, err
 }

@@ -39,7 +39,7 @@ type DlqEntry struct {
 	RetryCount        int32
 	MaxRetries        int32
 	LastRetryAt       *time.Time
-	NextAttemptAt     *time.Time
+	NextAttemptAt     time.Time
 	LastError         string
 	ErrorHistory      []byte
 	ResolutionType    string
