@@ -60,6 +60,16 @@ const (
 	FilterRejectedEvents = "baldur.event.rejected.*"
 )
 
+// Queue groups of the request/reply subjects.
+const (
+	// ReplayQueueGroup is the queue group services subscribe to
+	// baldur.replay.<svc> in, so one instance handles each delivery.
+	ReplayQueueGroup = "baldur-replay"
+	// PermitQueueGroup is the queue group breaker-workers subscribe to
+	// baldur.permit.* in, so one worker answers each permit request.
+	PermitQueueGroup = "baldur-permit"
+)
+
 // InputSubjects are the subjects of stream BALDUR_INPUT.
 var InputSubjects = []string{FilterOutcome, FilterControl, SubjectGovernance}
 
