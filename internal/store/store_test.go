@@ -89,4 +89,3 @@ func ids(entries []domain.DLQEntry) []string {
 	}
 	return out
 }
-
