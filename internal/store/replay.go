@@ -102,8 +102,10 @@ func (s *Store) Complete(ctx context.Context, id string, token int64, now time.T
 
 // CompleteBatch marks replayed, in one statement, those of the given entries
 // that are replaying under token while token is their service's current,
-// unexpired lease, and returns their ids. When none qualifies because the
-// lease is lost the error wraps ErrLeaseLost.
+// unexpired lease, and returns their ids; the others are left alone. When
+// none qualifies the error says why for the first id: it wraps ErrLeaseLost
+// (the lease is lost, or the entry is not replaying under token) or
+// ErrNotFound.
 func (s *Store) CompleteBatch(ctx context.Context, ids []string, token int64, now time.Time) ([]string, error) {
 	if len(ids) == 0 {
 		return nil, nil

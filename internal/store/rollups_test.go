@@ -13,7 +13,9 @@ func TestRollupsAddAndSum(t *testing.T) {
 	t.Parallel()
 	s, _, _ := newStore(t)
 	ctx := t.Context()
-	m := func(min int, sec int) time.Time { return t0.Add(time.Duration(min)*time.Minute + time.Duration(sec)*time.Second) }
+	m := func(minute, sec int) time.Time {
+		return t0.Add(time.Duration(minute)*time.Minute + time.Duration(sec)*time.Second)
+	}
 
 	require.NoError(t, s.AddRollups(ctx, []store.Rollup{
 		{Service: "payments", Minute: m(0, 5), Outcomes: store.Outcomes{Successes: 10, Failures: 1}},
