@@ -319,3 +319,22 @@ func TestErrorCode(t *testing.T) {
 	_, err := ParseSubject("baldur.outcome.a.b")
 	require.Equal(t, "invalid_subject", ErrorCode(err), "a bad name in a subject is a subject problem first")
 }
+
+func BenchmarkDecodeOutcomeMessage(b *testing.B) {
+	h := NewEnvelope(TypeOutcome, testID, "node-1", testTime).Header()
+	body := []byte(`{"successes":1,"failures":0,"slow_calls":0,"trailing_failures":0}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Decode("baldur.outcome.payments", h, body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkEnvelopeHeader(b *testing.B) {
+	env := NewEnvelope(TypeOutcome, testID, "node-1", testTime)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = env.Header()
+	}
+}
