@@ -1,10 +1,13 @@
 // Package domain holds Baldur's rules as pure code: the circuit breaker as a fold
-// over outcome reports, commands, permit requests and ticks; breaker configuration
-// with its defaults, validation and overrides; dead-letter statuses and their
-// transitions; the governance decision; the adaptive replay batch sizer and the
-// priority order.
+// over outcome reports, commands, permit requests and ticks (Breaker.Apply);
+// breaker configuration with its defaults, validation, layering and overrides;
+// dead-letter statuses and their transitions; the settlement of a replay attempt
+// with retry backoff; the governance decision (kill switch, emergency level,
+// error budget); the adaptive replay batch sizer; the priority order; replay
+// leases; and the audit log's hash chain.
 //
 // Nothing in this package performs I/O or reads the wall clock: time is always an
-// argument. The workers (internal/breaker, internal/replay, internal/watchdog) load
-// state, call these functions and persist what they return.
+// argument, and randomness (retry jitter) is passed in. The workers
+// (internal/breaker, internal/replay, internal/watchdog) load state, call these
+// functions and persist what they return.
 package domain
