@@ -53,6 +53,13 @@ type Breaker struct {
 	// LastSeq is the stream sequence of the last folded outcome report; a
 	// report at or below it is a redelivery and is ignored.
 	LastSeq uint64 `json:"last_seq"`
+	// PendingEvents are transitions written with the state whose events
+	// have not been confirmed as published. The writer publishes them right
+	// after the write and clears the list; if it dies in between, the next
+	// writer of the key publishes them again (the event id
+	// <service>.<generation> makes the stream drop a duplicate). The fold
+	// never reads or changes this list.
+	PendingEvents []Transition `json:"pending_events,omitempty"`
 }
 
 // HalfOpen is the bookkeeping of one half-open period.

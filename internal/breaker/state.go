@@ -1,0 +1,166 @@
+package breaker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/baldurfleet/baldur/internal/domain"
+	"github.com/baldurfleet/baldur/internal/events"
+)
+
+// maxCASAttempts bounds the retries of one Update against concurrent writers.
+const maxCASAttempts = 32
+
+// FoldFunc computes a breaker's next value from its current one. It must be
+// pure: Update calls it again with fresh state when a compare-and-set loses.
+type FoldFunc func(b domain.Breaker) (domain.Breaker, domain.Result)
+
+// StateStore reads and writes breaker state in the KV bucket baldur_breakers,
+// always by compare-and-set on the key's revision (DESIGN §7.1), and publishes
+// the transitions a write causes exactly once (§7.2).
+//
+// A write that causes transitions stores them in the state's pending_events
+// together with the new state; StateStore then publishes them with
+// Nats-Msg-Id <service>.<generation> and clears the list with a second
+// compare-and-set. A writer that dies between the two leaves the list in the
+// bucket, and the next writer of the key publishes it again: the stream's
+// duplicate window drops what was already published.
+type StateStore struct {
+	kv     jetstream.KeyValue
+	js     jetstream.JetStream
+	source string
+	log    *slog.Logger
+}
+
+// NewStateStore returns a StateStore over the bucket kv that publishes events
+// through js with ce-source source.
+func NewStateStore(kv jetstream.KeyValue, js jetstream.JetStream, source string, log *slog.Logger) *StateStore {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &StateStore{kv: kv, js: js, source: source, log: log}
+}
+
+// Get returns svc's breaker and its revision; a service without one gets a new
+// closed breaker and revision 0.
+func (s *StateStore) Get(ctx context.Context, svc string) (domain.Breaker, uint64, error) {
+	e, err := s.kv.Get(ctx, svc)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return domain.NewBreaker(svc), 0, nil
+	}
+	if err != nil {
+		return domain.Breaker{}, 0, fmt.Errorf("breaker: read %s: %w", svc, err)
+	}
+	b, err := DecodeState(svc, e.Value())
+	return b, e.Revision(), err
+}
+
+// DecodeState decodes a value of the bucket baldur_breakers.
+func DecodeState(svc string, v []byte) (domain.Breaker, error) {
+	var b domain.Breaker
+	if err := json.Unmarshal(v, &b); err != nil {
+		return domain.Breaker{}, fmt.Errorf("%w: %s: %w", ErrBadState, svc, err)
+	}
+	if b.Service != svc {
+		return domain.Breaker{}, fmt.Errorf("%w: key %s holds the breaker of %q", ErrBadState, svc, b.Service)
+	}
+	return b, nil
+}
+
+// Update applies fold to svc's breaker by compare-and-set, retrying with the
+// fresh value when another writer got there first, then publishes the
+// transitions. It returns the breaker as written and the fold's result. When
+// the fold changes nothing, nothing is written (pending events left by a dead
+// writer are still published).
+func (s *StateStore) Update(ctx context.Context, svc string, fold FoldFunc) (domain.Breaker, domain.Result, error) {
+	for range maxCASAttempts {
+		cur, rev, err := s.Get(ctx, svc)
+		if err != nil {
+			return domain.Breaker{}, domain.Result{}, err
+		}
+		next, res := fold(cur)
+		if !res.Changed && len(cur.PendingEvents) == 0 {
+			return cur, res, nil
+		}
+		if res.Changed {
+			next.PendingEvents = append(append([]domain.Transition(nil), cur.PendingEvents...), res.Transitions...)
+		} else {
+			next = cur
+		}
+		rev, err = s.put(ctx, svc, next, rev)
+		if isConflict(err) {
+			continue
+		}
+		if err != nil {
+			return domain.Breaker{}, domain.Result{}, err
+		}
+		if len(next.PendingEvents) > 0 {
+			next = s.flush(ctx, next, rev)
+		}
+		return next, res, nil
+	}
+	return domain.Breaker{}, domain.Result{}, fmt.Errorf("%w: %s after %d attempts", ErrConflict, svc, maxCASAttempts)
+}
+
+func (s *StateStore) put(ctx context.Context, svc string, b domain.Breaker, rev uint64) (uint64, error) {
+	v, err := json.Marshal(b)
+	if err != nil {
+		return 0, fmt.Errorf("breaker: encode %s: %w", svc, err)
+	}
+	if rev == 0 {
+		rev, err = s.kv.Create(ctx, svc, v)
+	} else {
+		rev, err = s.kv.Update(ctx, svc, v, rev)
+	}
+	if err != nil && !isConflict(err) {
+		return 0, fmt.Errorf("breaker: write %s: %w", svc, err)
+	}
+	return rev, err
+}
+
+// flush publishes b's pending events and clears them if the key is still at
+// rev. A failure is logged, not returned: the events stay pending in the
+// bucket and the next writer publishes them.
+func (s *StateStore) flush(ctx context.Context, b domain.Breaker, rev uint64) domain.Breaker {
+	for _, t := range b.PendingEvents {
+		if err := s.PublishTransition(ctx, t); err != nil {
+			s.log.WarnContext(ctx, "transition event not published; it stays pending",
+				slog.String("service", b.Service), slog.Uint64("generation", t.Generation), slog.Any("error", err))
+			return b
+		}
+	}
+	cleared := b
+	cleared.PendingEvents = nil
+	if _, err := s.put(ctx, b.Service, cleared, rev); err != nil {
+		// Another writer has the key now and will clear the list itself.
+		return b
+	}
+	return cleared
+}
+
+// PublishTransition publishes t to baldur.event.breaker.<svc>.<kind> with
+// Nats-Msg-Id <svc>.<generation> and waits for the stream's ack.
+func (s *StateStore) PublishTransition(ctx context.Context, t domain.Transition) error {
+	ev := events.NewTransitionEvent(t)
+	subj, err := events.BreakerEventSubject(t.Service, events.BreakerEvent(t.Kind()))
+	if err != nil {
+		return err
+	}
+	msg, err := events.NewMsg(subj, events.NewTransitionEnvelope(s.source, ev), ev)
+	if err != nil {
+		return err
+	}
+	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("breaker: publish %s: %w", subj, err)
+	}
+	return nil
+}
+
+func isConflict(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
+}
