@@ -43,7 +43,7 @@ func (q *Queries) InsertAuditRecord(ctx context.Context, arg InsertAuditRecordPa
 }
 
 const lastAuditRecord = `-- name: LastAuditRecord :one
-SELECT seq, at, actor, action, subject, reason, details, prev_hash, hash FROM audit_log ORDER BY seq DESC LIMIT 1
+SELECT seq, at, actor, action, subject, reason, details, prev_hash, hash, event_id FROM audit_log ORDER BY seq DESC LIMIT 1
 `
 
 func (q *Queries) LastAuditRecord(ctx context.Context) (AuditLog, error) {
@@ -59,12 +59,13 @@ func (q *Queries) LastAuditRecord(ctx context.Context) (AuditLog, error) {
 		&i.Details,
 		&i.PrevHash,
 		&i.Hash,
+		&i.EventID,
 	)
 	return i, err
 }
 
 const listAuditRecords = `-- name: ListAuditRecords :many
-SELECT seq, at, actor, action, subject, reason, details, prev_hash, hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2
+SELECT seq, at, actor, action, subject, reason, details, prev_hash, hash, event_id FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2
 `
 
 type ListAuditRecordsParams struct {
@@ -92,6 +93,7 @@ func (q *Queries) ListAuditRecords(ctx context.Context, arg ListAuditRecordsPara
 			&i.Details,
 			&i.PrevHash,
 			&i.Hash,
+			&i.EventID,
 		); err != nil {
 			return nil, err
 		}
@@ -104,7 +106,7 @@ func (q *Queries) ListAuditRecords(ctx context.Context, arg ListAuditRecordsPara
 }
 
 const listAuditRecordsBySubject = `-- name: ListAuditRecordsBySubject :many
-SELECT seq, at, actor, action, subject, reason, details, prev_hash, hash FROM audit_log
+SELECT seq, at, actor, action, subject, reason, details, prev_hash, hash, event_id FROM audit_log
 WHERE subject = $1 AND seq > $2
 ORDER BY seq
 LIMIT $3
@@ -136,6 +138,7 @@ func (q *Queries) ListAuditRecordsBySubject(ctx context.Context, arg ListAuditRe
 			&i.Details,
 			&i.PrevHash,
 			&i.Hash,
+			&i.EventID,
 		); err != nil {
 			return nil, err
 		}

@@ -18,6 +18,7 @@ type AuditLog struct {
 	Details  []byte
 	PrevHash []byte
 	Hash     []byte
+	EventID  *string
 }
 
 type DlqEntry struct {
