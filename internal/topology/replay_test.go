@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/baldurfleet/baldur/internal/events"
-	"github.com/baldurfleet/baldur/internal/topology"
 	"github.com/baldurfleet/baldur/internal/testenv"
+	"github.com/baldurfleet/baldur/internal/topology"
 )
 
 func TestEnsureReplayCreatesConsumersIdempotently(t *testing.T) {
