@@ -716,54 +716,12 @@ func recoveryUnit(service string, generation uint64) float64 {
 	return float64(h>>11) / (1 << 53)
 }
 
-// Decision is what a breaker says about one call, read locally by the SDK.
-type Decision uint8
-
-// Decisions.
-const (
-	// DecisionDeny rejects the call.
-	DecisionDeny Decision = iota
-	// DecisionAllow admits the call.
-	DecisionAllow
-	// DecisionAskPermit means the call may go only with a half-open permit
-	// (baldur.permit.<svc>).
-	DecisionAskPermit
-)
-
-// String names d.
-func (d Decision) String() string {
-	switch d {
-	case DecisionDeny:
-		return "deny"
-	case DecisionAllow:
-		return "allow"
-	case DecisionAskPermit:
-		return "ask_permit"
-	}
-	return fmt.Sprintf("Decision(%d)", uint8(d))
-}
-
-// Allows says whether a call may go at now: closed, disabled, metrics_only and
-// forced_closed allow; forced_open denies; open denies before recovery_at;
-// open past recovery_at and half_open need a permit. A state this version does
-// not know allows (fail open). It does not allocate.
+// Allows says whether a call may go at now, by Admit: closed, disabled,
+// metrics_only and forced_closed allow; forced_open denies; open denies before
+// recovery_at; open past recovery_at and half_open need a permit. A state this
+// version does not know allows (fail open). It does not allocate.
 func (b *Breaker) Allows(now time.Time) Decision {
-	switch b.Mode {
-	case ModeDisabled, ModeMetricsOnly, ModeForcedClosed:
-		return DecisionAllow
-	case ModeForcedOpen:
-		return DecisionDeny
-	}
-	switch b.State {
-	case StateOpen:
-		if now.Before(b.RecoveryAt) {
-			return DecisionDeny
-		}
-		return DecisionAskPermit
-	case StateHalfOpen:
-		return DecisionAskPermit
-	}
-	return DecisionAllow
+	return Admit(b.State, b.Mode, b.RecoveryAt, now)
 }
 
 // Validate checks the invariants the fold keeps: a known state and mode, a
