@@ -1,0 +1,449 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/baldurfleet/baldur/internal/domain"
+	"github.com/baldurfleet/baldur/internal/events"
+	"github.com/baldurfleet/baldur/internal/store"
+	"github.com/baldurfleet/baldur/internal/topology"
+)
+
+// Errors of Ingest.
+var (
+	// ErrIngestRunning reports a Start of an Ingest that is already running.
+	ErrIngestRunning = errors.New("replay: ingest already started")
+	// ErrIngestDeps reports a missing dependency of NewIngest.
+	ErrIngestDeps = errors.New("replay: ingest is missing a dependency")
+)
+
+// Inserter is the part of the store Ingest writes through: a batched,
+// idempotent insert of new dead letters (store.Store.InsertEntries).
+type Inserter interface {
+	InsertEntries(ctx context.Context, entries []domain.DLQEntry) (store.InsertResult, error)
+}
+
+// IngestDeps are the dependencies of an Ingest.
+type IngestDeps struct {
+	// Store receives the entries. Required.
+	Store Inserter
+	// JS is the JetStream context of BALDUR_DLQ and BALDUR_EVENTS. Required.
+	JS jetstream.JetStream
+	// NodeID is ce-source of the rejected events Ingest publishes.
+	NodeID string
+	// Clock is the time of ingest and of rejections; default time.Now.
+	Clock func() time.Time
+	// Logger receives warnings (PostgreSQL down, publish failures); default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// IngestStats counts what an Ingest did since it was created.
+type IngestStats struct {
+	// Received is the number of messages fetched, redeliveries included.
+	Received uint64
+	// Inserted is the number of entries stored.
+	Inserted uint64
+	// Duplicates is the number of dead letters acked without a new row: an
+	// entry with the same id, or a live entry with the same (service,
+	// idempotency_key), existed.
+	Duplicates uint64
+	// Rejected is the number of malformed dead letters terminated and
+	// published to baldur.event.rejected.dlq.
+	Rejected uint64
+	// StoreErrors is the number of failed attempts to insert a batch.
+	StoreErrors uint64
+	// Paused reports that the last attempt to insert a batch failed: ingest
+	// holds its batches and retries with backoff.
+	Paused bool
+}
+
+// Ingest moves dead letters from the work queue BALDUR_DLQ into PostgreSQL.
+//
+// It fetches up to IngestConfig.Batch messages at a time from the durable
+// consumer topology.ConsumerReplayIngest, decodes each (the entry's id is
+// ce-id, its service the subject's), inserts the batch with one idempotent
+// statement and acks each message only after the insert has committed.
+// Fetching the next batch overlaps with inserting the previous ones.
+//
+// A malformed dead letter is published to baldur.event.rejected.dlq with the
+// reason, then terminated, so that it is neither redelivered nor silently
+// dropped. While PostgreSQL fails, Ingest keeps the batches it holds (telling
+// the server it is still working on them), stops fetching, and retries with
+// exponential backoff: nothing is acked, so nothing is lost. Any number of
+// replay-workers may run an Ingest on the same consumer; each message goes to
+// one of them.
+type Ingest struct {
+	cfg    IngestConfig
+	store  Inserter
+	js     jetstream.JetStream
+	nodeID string
+	now    func() time.Time
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	running bool
+	stopFetch,
+	stopWrite context.CancelFunc
+	done chan struct{}
+	// refresh is how often held messages are marked in progress: a third of
+	// the consumer's ack wait.
+	refresh time.Duration
+
+	received, inserted, duplicates, rejected, storeErrors atomic.Uint64
+	paused                                                atomic.Bool
+}
+
+// NewIngest returns an Ingest with cfg (zero fields take their defaults).
+func NewIngest(cfg IngestConfig, deps IngestDeps) (*Ingest, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Store == nil || deps.JS == nil {
+		return nil, fmt.Errorf("%w: Store and JS are required", ErrIngestDeps)
+	}
+	in := &Ingest{cfg: cfg, store: deps.Store, js: deps.JS, nodeID: deps.NodeID, now: deps.Clock, log: deps.Logger}
+	if in.now == nil {
+		in.now = time.Now
+	}
+	if in.log == nil {
+		in.log = slog.Default()
+	}
+	in.log = in.log.With(slog.String("component", "replay.ingest"))
+	return in, nil
+}
+
+// Stats returns the counters.
+func (in *Ingest) Stats() IngestStats {
+	return IngestStats{
+		Received:    in.received.Load(),
+		Inserted:    in.inserted.Load(),
+		Duplicates:  in.duplicates.Load(),
+		Rejected:    in.rejected.Load(),
+		StoreErrors: in.storeErrors.Load(),
+		Paused:      in.paused.Load(),
+	}
+}
+
+// Start binds to the consumer topology.ConsumerReplayIngest (EnsureReplay
+// creates it) and starts ingesting in the background. Cancelling ctx stops
+// ingest at once, like a Stop whose context has ended.
+func (in *Ingest) Start(ctx context.Context) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.running {
+		return ErrIngestRunning
+	}
+	cons, err := in.js.Consumer(ctx, topology.StreamDLQ, topology.ConsumerReplayIngest)
+	if err != nil {
+		return fmt.Errorf("replay: ingest: bind consumer %s on %s: %w", topology.ConsumerReplayIngest, topology.StreamDLQ, err)
+	}
+	ackWait := cons.CachedInfo().Config.AckWait
+	if ackWait <= 0 {
+		ackWait = topology.ReplayIngestAckWait
+	}
+
+	writeCtx, stopWrite := context.WithCancel(context.WithoutCancel(ctx))
+	fetchCtx, stopFetch := context.WithCancel(writeCtx)
+	// Cancelling the caller's context is a hard stop.
+	stopOnCancel := context.AfterFunc(ctx, stopWrite)
+	in.stopFetch, in.stopWrite = stopFetch, func() { stopOnCancel(); stopWrite() }
+	in.done = make(chan struct{})
+	in.running = true
+
+	// Unbuffered: the fetcher hands a batch over only when a writer is free,
+	// so every batch held is one this worker refreshes while PostgreSQL is
+	// down.
+	work := make(chan *ingestBatch)
+	in.refresh = ackWait / 3
+	var writers sync.WaitGroup
+	for range in.cfg.Writers {
+		writers.Go(func() {
+			for b := range work {
+				in.write(writeCtx, b)
+			}
+		})
+	}
+	go func() {
+		in.fetch(fetchCtx, writeCtx, cons, work)
+		close(work)
+		writers.Wait()
+		stopWrite()
+		close(in.done)
+	}()
+	return nil
+}
+
+// Stop stops fetching and waits until the batches held have been inserted
+// and acked. When ctx ends first, the batches still held are handed back
+// (NAK) for immediate redelivery to another replay-worker. Stop of an Ingest
+// that is not running returns nil.
+func (in *Ingest) Stop(ctx context.Context) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if !in.running {
+		return nil
+	}
+	in.running = false
+	in.stopFetch()
+	select {
+	case <-in.done:
+		in.stopWrite()
+		return nil
+	case <-ctx.Done():
+	}
+	in.stopWrite()
+	<-in.done
+	return nil
+}
+
+// ingestBatch is a batch of decoded dead letters and their messages, in the
+// same order.
+type ingestBatch struct {
+	msgs    []jetstream.Msg
+	entries []domain.DLQEntry
+}
+
+// fetch fetches batches until fetchCtx ends and hands them to the writers.
+func (in *Ingest) fetch(fetchCtx, writeCtx context.Context, cons jetstream.Consumer, work chan<- *ingestBatch) {
+	backoff := in.cfg.MinBackoff
+	for fetchCtx.Err() == nil {
+		mb, err := cons.Fetch(in.cfg.Batch, jetstream.FetchMaxWait(in.cfg.MaxWait))
+		if err != nil {
+			in.log.LogAttrs(fetchCtx, slog.LevelWarn, "fetch dead letters failed", slog.Any("error", err), slog.Duration("retry_in", backoff))
+			if !sleepCtx(fetchCtx, backoff) {
+				return
+			}
+			backoff = min(2*backoff, in.cfg.MaxBackoff)
+			continue
+		}
+		backoff = in.cfg.MinBackoff
+		b := &ingestBatch{}
+		for msg := range mb.Messages() {
+			in.received.Add(1)
+			in.decode(writeCtx, msg, b)
+		}
+		if err := mb.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			in.log.LogAttrs(fetchCtx, slog.LevelDebug, "fetch ended early", slog.Any("error", err))
+		}
+		if len(b.msgs) == 0 {
+			continue
+		}
+		if !in.handOver(writeCtx, work, b) {
+			return
+		}
+	}
+}
+
+// handOver passes b to a free writer, keeping its messages ours while every
+// writer is busy. It returns false when writeCtx ended, after handing b back.
+func (in *Ingest) handOver(writeCtx context.Context, work chan<- *ingestBatch, b *ingestBatch) bool {
+	t := time.NewTicker(in.refresh)
+	defer t.Stop()
+	for {
+		select {
+		case work <- b:
+			return true
+		case <-t.C:
+			inProgress(b.msgs)
+		case <-writeCtx.Done():
+			nakAll(b.msgs)
+			return false
+		}
+	}
+}
+
+// decode adds msg's entry to b, or rejects msg.
+func (in *Ingest) decode(ctx context.Context, msg jetstream.Msg, b *ingestBatch) {
+	m, err := events.Decode(msg.Subject(), msg.Headers(), msg.Data())
+	if err != nil {
+		in.reject(ctx, msg, err)
+		return
+	}
+	dl, ok := m.Payload.(events.DeadLetter)
+	if !ok {
+		in.reject(ctx, msg, fmt.Errorf("%w: %q carries a %T, not a dead letter", events.ErrInvalidSubject, msg.Subject(), m.Payload))
+		return
+	}
+	b.msgs = append(b.msgs, msg)
+	b.entries = append(b.entries, in.entry(m, dl))
+}
+
+// entry converts a decoded dead letter to a new entry. It is created at its
+// ce-time when that is in the past and within the retention, so that replay
+// order (oldest first) follows when the operations failed; otherwise at the
+// time of ingest. The store sets the expiry from its retention.
+func (in *Ingest) entry(m events.Message, dl events.DeadLetter) domain.DLQEntry {
+	now := in.now()
+	at := now
+	if t := m.Envelope.Time; !t.IsZero() && !t.After(now) && now.Sub(t) < domain.DefaultRetention {
+		at = t
+	}
+	e := dl.Entry(m.Envelope.ID, m.Subject.Service, at)
+	e.ExpiresAt = time.Time{}
+	e.UpdatedAt = time.Time{}
+	return e
+}
+
+// rejectNamespace derives the ids of rejected events from the stream
+// sequence of the refused message, so that a rejection published twice (the
+// worker died before the Term) is dropped as a duplicate by BALDUR_EVENTS.
+var rejectNamespace = uuid.MustParse("0b6f3c1e-8f5a-4c2d-9e71-5a4d3b2c1f80")
+
+// reject publishes the Rejected event of msg, then terminates msg. If the
+// event cannot be published, msg is handed back for a later redelivery
+// instead: a malformed dead letter is never dropped silently.
+func (in *Ingest) reject(ctx context.Context, msg jetstream.Msg, cause error) {
+	now := in.now()
+	r := events.NewRejected(msg.Subject(), msg.Headers(), len(msg.Data()), cause, now)
+	log := in.log.With(slog.String("subject", r.Subject), slog.String("ce_id", r.CEID), slog.String("code", r.Code))
+	id := uuid.NewSHA1(rejectNamespace, []byte(msg.Subject()+"\x00"+r.CEID+"\x00"+streamSeq(msg)))
+	err := in.publishRejected(ctx, r, events.NewEnvelope(events.TypeRejected, id, in.nodeID, now))
+	if err != nil {
+		log.LogAttrs(ctx, slog.LevelWarn, "publish rejected dead letter failed; will retry on redelivery", slog.Any("error", err))
+		_ = msg.NakWithDelay(in.cfg.MaxBackoff)
+		return
+	}
+	if err := msg.TermWithReason(r.Code + ": " + r.Reason); err != nil {
+		log.LogAttrs(ctx, slog.LevelWarn, "terminate rejected dead letter failed", slog.Any("error", err))
+	}
+	in.rejected.Add(1)
+	log.LogAttrs(ctx, slog.LevelInfo, "rejected dead letter", slog.String("reason", r.Reason))
+}
+
+func (in *Ingest) publishRejected(ctx context.Context, r events.Rejected, env events.Envelope) error {
+	subj, err := events.RejectedSubject(r.Kind)
+	if err != nil {
+		return err
+	}
+	out, err := events.NewMsg(subj, env, r)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, in.cfg.InsertTimeout)
+	defer cancel()
+	_, err = in.js.PublishMsg(ctx, out)
+	return err
+}
+
+// write inserts b and acks its messages, retrying with backoff while the
+// store fails. When ctx ends first, it hands the messages back.
+func (in *Ingest) write(ctx context.Context, b *ingestBatch) {
+	backoff := in.cfg.MinBackoff
+	lastRefresh := time.Now()
+	for {
+		if ctx.Err() != nil {
+			nakAll(b.msgs)
+			return
+		}
+		ictx, cancel := context.WithTimeout(ctx, in.cfg.InsertTimeout)
+		res, err := in.store.InsertEntries(ictx, b.entries)
+		cancel()
+		if err == nil {
+			in.commit(b.msgs, res)
+			return
+		}
+		if errors.Is(err, store.ErrInvalidEntry) {
+			// Decode accepted what the store refuses: find the culprits one
+			// by one rather than holding the whole batch back.
+			in.writeEach(ctx, b)
+			return
+		}
+		if ctx.Err() != nil {
+			nakAll(b.msgs)
+			return
+		}
+		in.storeErrors.Add(1)
+		if !in.paused.Swap(true) {
+			in.log.LogAttrs(ctx, slog.LevelWarn, "insert dead letters failed; ingest paused, retrying",
+				slog.Int("batch", len(b.msgs)), slog.Any("error", err))
+		}
+		if time.Since(lastRefresh) >= in.refresh {
+			inProgress(b.msgs)
+			lastRefresh = time.Now()
+		}
+		if !sleepCtx(ctx, backoff) {
+			nakAll(b.msgs)
+			return
+		}
+		backoff = min(2*backoff, in.cfg.MaxBackoff)
+	}
+}
+
+// writeEach inserts b's entries one at a time, rejecting those the store
+// refuses as invalid; it goes back to write for an entry that fails
+// otherwise.
+func (in *Ingest) writeEach(ctx context.Context, b *ingestBatch) {
+	for i, e := range b.entries {
+		one := &ingestBatch{msgs: b.msgs[i : i+1], entries: []domain.DLQEntry{e}}
+		ictx, cancel := context.WithTimeout(ctx, in.cfg.InsertTimeout)
+		res, err := in.store.InsertEntries(ictx, one.entries)
+		cancel()
+		switch {
+		case err == nil:
+			in.commit(one.msgs, res)
+		case errors.Is(err, store.ErrInvalidEntry):
+			in.reject(ctx, one.msgs[0], fmt.Errorf("%w: %w", events.ErrInvalidValue, err))
+		default:
+			in.write(ctx, one)
+		}
+	}
+}
+
+// commit acks msgs, whose entries are committed, and counts res.
+func (in *Ingest) commit(msgs []jetstream.Msg, res store.InsertResult) {
+	if in.paused.Swap(false) {
+		in.log.LogAttrs(context.Background(), slog.LevelInfo, "insert dead letters succeeded; ingest resumed")
+	}
+	in.inserted.Add(uint64(len(res.Inserted)))
+	in.duplicates.Add(uint64(len(res.Duplicates)))
+	for _, m := range msgs {
+		// A lost ack means a redelivery, which the insert skips as a
+		// duplicate: nothing to retry here.
+		_ = m.Ack()
+	}
+}
+
+func nakAll(msgs []jetstream.Msg) {
+	for _, m := range msgs {
+		_ = m.Nak()
+	}
+}
+
+func inProgress(msgs []jetstream.Msg) {
+	for _, m := range msgs {
+		_ = m.InProgress()
+	}
+}
+
+func streamSeq(msg jetstream.Msg) string {
+	md, err := msg.Metadata()
+	if err != nil {
+		return ""
+	}
+	return strconv.FormatUint(md.Sequence.Stream, 10)
+}
+
+// sleepCtx waits d, and reports false when ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
