@@ -2,7 +2,7 @@ package replay
 
 import (
 	"context"
-		"errors"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -218,6 +218,12 @@ type Engine struct {
 	view  BreakerView
 	cfg   EngineConfig
 	log   *slog.Logger
+
+	mu sync.Mutex
+	// draining holds the services this engine drains now: the store gives
+	// the same holder the lease again (fencing off its older token), so two
+	// local drains of one service must be refused here.
+	draining map[string]struct{}
 }
 
 // NewEngine returns an engine over the store, delivering on nc, publishing
@@ -230,7 +236,7 @@ func NewEngine(st *store.Store, nc *nats.Conn, js jetstream.JetStream, view Brea
 	if st == nil || nc == nil || js == nil || view == nil {
 		return nil, fmt.Errorf("%w: store, connection, JetStream and view are required", ErrInvalidEngineConfig)
 	}
-	return &Engine{store: st, nc: nc, js: js, view: view, cfg: cfg,
+	return &Engine{store: st, nc: nc, js: js, view: view, cfg: cfg, draining: make(map[string]struct{}),
 		log: cfg.Logger.With(slog.String("component", "replay-engine"), slog.String("node", cfg.Node))}, nil
 }
 
@@ -262,6 +268,12 @@ func (e *Engine) ReplayOnClose(ctx context.Context, svc string, opts ReplayOptio
 		return ReplayResult{}, fmt.Errorf("replay %s: %w: max_items %d is negative", svc, ErrInvalidEngineConfig, opts.MaxItems)
 	}
 	res := ReplayResult{Service: svc, Trigger: opts.Trigger, StartedAt: e.cfg.Now().UTC()}
+	if !e.begin(svc) {
+		res.InflightSkipped, res.Stop = true, StopInflight
+		e.finish(ctx, &res, opts)
+		return res, nil
+	}
+	defer e.end(svc)
 
 	lease, err := e.store.AcquireLease(ctx, svc, e.cfg.Node, e.cfg.LeaseTTL, e.cfg.Now())
 	if errors.Is(err, store.ErrLeaseHeld) {
@@ -309,6 +321,30 @@ func (e *Engine) ReplayOnClose(ctx context.Context, svc string, opts ReplayOptio
 		return res, fmt.Errorf("replay %s: %w", svc, runErr)
 	}
 	return res, nil
+}
+
+// Draining reports whether this engine is draining the service now.
+func (e *Engine) Draining(svc string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.draining[svc]
+	return ok
+}
+
+func (e *Engine) begin(svc string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.draining[svc]; ok {
+		return false
+	}
+	e.draining[svc] = struct{}{}
+	return true
+}
+
+func (e *Engine) end(svc string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.draining, svc)
 }
 
 // renew renews the lease every RenewEvery until ctx ends. A lost lease
