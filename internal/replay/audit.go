@@ -28,7 +28,9 @@ const (
 	// The subject is "governance:<key>".
 	AuditActionGovernancePrefix = "governance."
 	// AuditActionReplayBlocked is the action of a replay that governance
-	// blocked. The subject is "replay:<svc>".
+	// blocked. The subject is "replay:<svc>". The engine appends it under the
+	// blocked event's ce-id when it blocks, so the consumer's copy is the
+	// same record.
 	AuditActionReplayBlocked = "replay.blocked"
 )
 
