@@ -11,3 +11,17 @@ var (
 	// decoded; the key is left untouched for an operator to inspect.
 	ErrBadState = errors.New("breaker: undecodable breaker state")
 )
+
+// Errors of the Worker.
+var (
+	// ErrInvalidWorkerConfig reports a Worker Config with a missing or
+	// out-of-range field.
+	ErrInvalidWorkerConfig = errors.New("breaker: invalid worker config")
+	// ErrNotStarted reports Stop on a Worker that was never started.
+	ErrNotStarted = errors.New("breaker: worker not started")
+	// ErrAlreadyStarted reports a second Start of a Worker.
+	ErrAlreadyStarted = errors.New("breaker: worker already started")
+	// errCrashed is returned inside the worker when a test hook simulated
+	// a crash between the breaker write and the ack.
+	errCrashed = errors.New("breaker: simulated crash")
+)

@@ -1,0 +1,157 @@
+package breaker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/baldurfleet/baldur/internal/domain"
+	"github.com/baldurfleet/baldur/internal/events"
+)
+
+// foldOut collects what one fold of a group did; the fold may run more than
+// once (compare-and-set retries), so it is reset at the start of each run and
+// read only after the write succeeded.
+type foldOut struct {
+	reports, ignored, applied, duplicates, noops int64
+	refusals                                     []refusal
+	overridden                                   []domain.Command
+}
+
+// refusal is a command the breaker refused, to publish as a rejected event.
+type refusal struct {
+	it   *item
+	cmd  domain.Command
+	code string
+	err  error
+}
+
+func (o *foldOut) reset() {
+	o.reports, o.ignored, o.applied, o.duplicates, o.noops = 0, 0, 0, 0, 0
+	o.refusals = o.refusals[:0]
+	o.overridden = o.overridden[:0]
+}
+
+// Codes of the rejected events that carry a command the breaker refused.
+const (
+	CodeKillSwitchOn         = "kill_switch_on"
+	CodeInvalidCommand       = "invalid_command"
+	CodeOverrideRenewalLimit = "override_renewal_limit"
+)
+
+// refusalCode returns the rejected-event code of a command refusal, or "" for
+// an outcome that is a no-op (nothing to change, not due, duplicate).
+func refusalCode(err error) string {
+	switch {
+	case errors.Is(err, domain.ErrKillSwitchOn):
+		return CodeKillSwitchOn
+	case errors.Is(err, domain.ErrOverrideRenewalLimit):
+		return CodeOverrideRenewalLimit
+	case errors.Is(err, domain.ErrInvalidCommand), errors.Is(err, domain.ErrInvalidReport), errors.Is(err, domain.ErrUnknownInput):
+		return CodeInvalidCommand
+	}
+	return ""
+}
+
+// foldGroup folds a service's inputs in stream order with one
+// compare-and-set. Inputs at or below the breaker's last_seq were folded
+// before (a redelivery) and are skipped; last_seq advances past every input,
+// commands included, so the stored state is the service's checkpoint.
+func (w *Worker) foldGroup(ctx context.Context, g *group, gov domain.Governance, out *foldOut) error {
+	env := domain.Env{Now: w.cfg.Clock(), Config: w.cfg.Configs.Config(g.svc), Governance: gov}
+	var trans []domain.Transition
+	fold := func(b domain.Breaker) (domain.Breaker, domain.Result) {
+		out.reset()
+		trans = trans[:0]
+		var total domain.Result
+		for i := range g.items {
+			it := &g.items[i]
+			if it.seq <= b.LastSeq {
+				out.ignored++
+				continue
+			}
+			nb, res := b.Apply(it.in, env)
+			if res.Changed {
+				b = nb
+				trans = append(trans, res.Transitions...)
+			}
+			if it.in.Kind == domain.InputReport {
+				out.reports++
+			} else {
+				switch {
+				case res.Ignored:
+					out.duplicates++
+				case res.Applied:
+					out.applied++
+					if res.KillSwitchOverridden {
+						out.overridden = append(out.overridden, it.in.Command)
+					}
+				case res.Err != nil:
+					if code := refusalCode(res.Err); code != "" {
+						out.refusals = append(out.refusals, refusal{it: it, cmd: it.in.Command, code: code, err: res.Err})
+					} else {
+						out.noops++
+					}
+				}
+			}
+			b.LastSeq = it.seq
+			total.Changed = true
+		}
+		total.Transitions = trans
+		return b, total
+	}
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	if _, _, err := w.store.Update(ctx, g.svc, fold); err != nil {
+		if errors.Is(err, ErrBadState) {
+			// An undecodable value cannot be folded into; leave it to an
+			// operator and do not redeliver for ever.
+			w.stats.badState.Add(1)
+			w.log.ErrorContext(ctx, "breaker state undecodable; inputs skipped", slog.String("service", g.svc), slog.Any("error", err))
+			return nil
+		}
+		return err
+	}
+	w.stats.writes.Add(1)
+	w.stats.reports.Add(out.reports)
+	w.stats.ignored.Add(out.ignored)
+	w.stats.commands.Add(out.applied)
+	w.stats.duplicates.Add(out.duplicates)
+	w.stats.noops.Add(out.noops)
+	for _, c := range out.overridden {
+		w.stats.killSwitchOverrides.Add(1)
+		w.log.WarnContext(ctx, "kill switch overridden by a manual breaker command",
+			slog.String("service", g.svc), slog.String("action", string(c.Action)),
+			slog.String("actor", c.Actor), slog.String("reason", c.Reason), slog.String("command_id", c.ID))
+	}
+	for _, r := range out.refusals {
+		w.stats.refused.Add(1)
+		w.log.WarnContext(ctx, "breaker command refused", slog.String("service", g.svc),
+			slog.String("action", string(r.cmd.Action)), slog.String("actor", r.cmd.Actor),
+			slog.String("code", r.code), slog.Any("error", r.err))
+		rej := events.Rejected{
+			Kind:    events.RejectedControl,
+			Code:    r.code,
+			Subject: r.it.subject,
+			Reason:  clipReason1k(r.err.Error()),
+			CEID:    r.cmd.ID,
+			CEType:  string(events.TypeControl),
+			Source:  r.it.source,
+			Size:    r.it.size,
+			At:      env.Now,
+		}
+		if err := w.publishRejected(ctx, rej, derivedID("refused", r.it.seq)); err != nil {
+			// The command is folded (refused) and checkpointed; losing its
+			// event is logged rather than refolding the batch.
+			w.log.WarnContext(ctx, "refusal event not published", slog.String("service", g.svc), slog.Any("error", err))
+		}
+	}
+	return nil
+}
+
+func clipReason1k(s string) string {
+	if len(s) > 1024 {
+		return s[:1024]
+	}
+	return s
+}

@@ -1,0 +1,148 @@
+package breaker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/baldurfleet/baldur/internal/domain"
+	"github.com/baldurfleet/baldur/internal/events"
+)
+
+// governanceVisibleWithin bounds how long the worker waits, after writing a
+// governance key, for its GovernanceSource to show the new value, so that
+// the commands after it are checked against it.
+const governanceVisibleWithin = 2 * time.Second
+
+// applyGovernance applies a governance command to its key of
+// baldur_governance by compare-and-set and publishes
+// baldur.event.governance.<key>. A command that would not change the key
+// (the kill switch is already on, the level already set) changes nothing and
+// publishes nothing.
+func (w *Worker) applyGovernance(ctx context.Context, cmd events.GovernanceCommand, id string, seq uint64) error {
+	kv := w.cfg.Topology.Governance
+	now := w.cfg.Clock()
+	var key events.GovernanceKey
+	switch cmd.Action {
+	case events.ActionKillSwitchOn, events.ActionKillSwitchOff:
+		key = events.GovernanceKillSwitch
+	case events.ActionSetEmergencyLevel:
+		key = events.GovernanceEmergencyLevel
+	default:
+		return fmt.Errorf("unknown governance action %q", cmd.Action)
+	}
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	for range maxCASAttempts {
+		var old []byte
+		var rev uint64
+		e, err := kv.Get(ctx, string(key))
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err != nil:
+			return fmt.Errorf("read %s: %w", key, err)
+		default:
+			old, rev = e.Value(), e.Revision()
+		}
+		next, changed, err := governanceValue(cmd, old, now)
+		if err != nil {
+			return err
+		}
+		if !changed {
+			w.stats.governanceNoops.Add(1)
+			w.log.InfoContext(ctx, "governance command changes nothing", slog.String("action", string(cmd.Action)),
+				slog.String("actor", cmd.Actor))
+			return nil
+		}
+		if rev == 0 {
+			_, err = kv.Create(ctx, string(key), next)
+		} else {
+			_, err = kv.Update(ctx, string(key), next, rev)
+		}
+		if isConflict(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("write %s: %w", key, err)
+		}
+		w.stats.governance.Add(1)
+		w.log.WarnContext(ctx, "governance changed", slog.String("key", string(key)), slog.String("action", string(cmd.Action)),
+			slog.String("actor", cmd.Actor), slog.String("reason", cmd.Reason))
+		change := events.GovernanceChange{Key: key, Old: old, New: next, Actor: cmd.Actor, Reason: cmd.Reason, At: now}
+		if err := w.publishGovernance(ctx, change, seq); err != nil {
+			w.log.WarnContext(ctx, "governance event not published", slog.String("key", string(key)), slog.Any("error", err))
+		}
+		w.awaitGovernance(ctx, key, next)
+		return nil
+	}
+	return fmt.Errorf("%w: governance key %s after %d attempts", ErrConflict, key, maxCASAttempts)
+}
+
+// governanceValue returns the key's new JSON value under cmd and whether it
+// differs from old in substance (on/off, level).
+func governanceValue(cmd events.GovernanceCommand, old []byte, now time.Time) ([]byte, bool, error) {
+	switch cmd.Action {
+	case events.ActionKillSwitchOn, events.ActionKillSwitchOff:
+		var cur domain.KillSwitchState
+		_ = json.Unmarshal(old, &cur) // an unreadable value is replaced
+		on := cmd.Action == events.ActionKillSwitchOn
+		if len(old) > 0 && json.Valid(old) && cur.Active == on {
+			return nil, false, nil
+		}
+		v, err := json.Marshal(domain.KillSwitchState{Active: on, Actor: cmd.Actor, Reason: cmd.Reason, UpdatedAt: now})
+		return v, true, err
+	default:
+		if cmd.Level == nil {
+			return nil, false, fmt.Errorf("%w: set_emergency_level without a level", domain.ErrInvalidEmergencyLevel)
+		}
+		var cur domain.EmergencyState
+		_ = json.Unmarshal(old, &cur)
+		if len(old) > 0 && json.Valid(old) && cur.Level == *cmd.Level {
+			return nil, false, nil
+		}
+		v, err := json.Marshal(domain.EmergencyState{Level: *cmd.Level, Actor: cmd.Actor, Reason: cmd.Reason, UpdatedAt: now})
+		return v, true, err
+	}
+}
+
+func (w *Worker) publishGovernance(ctx context.Context, change events.GovernanceChange, seq uint64) error {
+	subj, err := events.GovernanceEventSubject(change.Key)
+	if err != nil {
+		return err
+	}
+	msg, err := events.NewMsg(subj, events.NewEnvelope(events.TypeGovernanceChanged, derivedID("governance", seq), w.cfg.Node, change.At), change)
+	if err != nil {
+		return err
+	}
+	_, err = w.js.PublishMsg(ctx, msg)
+	return err
+}
+
+// awaitGovernance waits until the GovernanceSource shows the value written to
+// key, or governanceVisibleWithin passed.
+func (w *Worker) awaitGovernance(ctx context.Context, key events.GovernanceKey, value []byte) {
+	var want domain.Governance
+	switch key {
+	case events.GovernanceKillSwitch:
+		_ = json.Unmarshal(value, &want.KillSwitch)
+	case events.GovernanceEmergencyLevel:
+		_ = json.Unmarshal(value, &want.Emergency)
+	}
+	deadline := time.Now().Add(governanceVisibleWithin)
+	for time.Now().Before(deadline) {
+		g := w.cfg.Governance.Governance()
+		if key == events.GovernanceKillSwitch && g.KillSwitch.Active == want.KillSwitch.Active ||
+			key == events.GovernanceEmergencyLevel && g.Emergency.Level == want.Emergency.Level {
+			return
+		}
+		if !sleep(ctx, 2*time.Millisecond) {
+			return
+		}
+	}
+	w.log.WarnContext(ctx, "governance change not yet visible to this worker", slog.String("key", string(key)))
+}

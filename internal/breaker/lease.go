@@ -1,0 +1,212 @@
+package breaker
+
+import (
+	"context"
+	"errors"
+	"hash/fnv"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Keys of the bucket baldur_partitions. Every entry lives for the bucket's
+// TTL (the lease TTL) unless renewed.
+const (
+	presencePrefix = "workers."
+	leasePrefix    = "partitions."
+)
+
+func presenceKey(node string) string { return presencePrefix + node }
+func leaseKey(p int) string          { return leasePrefix + strconv.Itoa(p) }
+
+// partition is one owned partition: its lease and its folding loop.
+type partition struct {
+	p   int
+	key string
+	// rev is the lease key's revision after our last write; only the
+	// manager goroutine (and Stop, after it) touches it.
+	rev uint64
+	// renewed is the worker's monotonic time at the start of the last
+	// successful lease write: the server's TTL runs from a later instant, so
+	// renewed+TTL is a safe lower bound of the lease's expiry.
+	renewed atomic.Int64
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// fresh reports whether the lease was renewed within half its TTL: only then
+// may the partition fetch (self-fencing). A worker that cannot renew stops
+// fetching long before another worker can take the lease over.
+func (w *Worker) fresh(pt *partition) bool {
+	return w.mono()-time.Duration(pt.renewed.Load()) < w.cfg.Topology.Config.LeaseTTL/2
+}
+
+// manage runs the ownership rounds every third of the lease TTL until ctx
+// ends or the worker crashed (test hook).
+func (w *Worker) manage(ctx context.Context) {
+	defer close(w.mgrDone)
+	t := time.NewTicker(w.cfg.Topology.Config.LeaseTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if w.crashed.Load() {
+			return
+		}
+		if err := w.round(ctx, ctx); err != nil && ctx.Err() == nil {
+			w.log.WarnContext(ctx, "partition ownership round failed", slog.Any("error", err))
+		}
+	}
+}
+
+// round renews the presence key and the owned leases, then moves towards the
+// fair share ceil(partitions / live workers): extras are released (after
+// their batch in hand), free partitions acquired. runCtx is the lifetime of
+// the partition loops it starts.
+func (w *Worker) round(ctx, runCtx context.Context) error {
+	kv := w.cfg.Topology.Partitions
+	node := []byte(w.cfg.Node)
+	if _, err := kv.Put(ctx, presenceKey(w.cfg.Node), node); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	owned := make([]*partition, 0, len(w.owned))
+	for _, pt := range w.owned {
+		owned = append(owned, pt)
+	}
+	w.mu.Unlock()
+	slices.SortFunc(owned, func(a, b *partition) int { return a.p - b.p })
+
+	for _, pt := range owned {
+		start := w.mono()
+		rev, err := kv.Update(ctx, pt.key, node, pt.rev)
+		switch {
+		case err == nil:
+			pt.rev = rev
+			pt.renewed.Store(int64(start))
+		case errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyNotFound):
+			// The lease expired and may belong to someone else now: stop at
+			// once, release nothing.
+			w.log.WarnContext(ctx, "partition lease lost", slog.Int("partition", pt.p), slog.Any("error", err))
+			w.drop(pt)
+		default:
+			// Unknown outcome (timeout): the loop fences itself if this lasts.
+			w.log.WarnContext(ctx, "partition lease not renewed", slog.Int("partition", pt.p), slog.Any("error", err))
+		}
+	}
+
+	live, err := w.countKeys(ctx, presencePrefix+">")
+	if err != nil {
+		return err
+	}
+	n := w.cfg.Topology.Config.Partitions
+	share := (n + max(live, 1) - 1) / max(live, 1)
+
+	w.mu.Lock()
+	have := len(w.owned)
+	var extras []*partition
+	if have > share {
+		for _, pt := range w.owned {
+			extras = append(extras, pt)
+		}
+		slices.SortFunc(extras, func(a, b *partition) int { return b.p - a.p })
+		extras = extras[:have-share]
+	}
+	w.mu.Unlock()
+	for _, pt := range extras {
+		pt.cancel()
+		<-pt.done // finishes and acks the batch in hand
+		w.release(ctx, pt)
+		have--
+	}
+	if have >= share {
+		return nil
+	}
+	taken, err := w.keys(ctx, leasePrefix+">")
+	if err != nil {
+		return err
+	}
+	first := int(hash(w.cfg.Node) % uint32(n))
+	for i := range n {
+		if have >= share {
+			break
+		}
+		p := (first + i) % n
+		key := leaseKey(p)
+		if taken[key] {
+			continue
+		}
+		start := w.mono()
+		rev, err := kv.Create(ctx, key, node)
+		if err != nil {
+			if !errors.Is(err, jetstream.ErrKeyExists) {
+				w.log.WarnContext(ctx, "partition lease not acquired", slog.Int("partition", p), slog.Any("error", err))
+			}
+			continue
+		}
+		pctx, cancel := context.WithCancel(runCtx)
+		pt := &partition{p: p, key: key, rev: rev, cancel: cancel, done: make(chan struct{})}
+		pt.renewed.Store(int64(start))
+		w.mu.Lock()
+		w.owned[p] = pt
+		w.mu.Unlock()
+		w.stats.partitions.Add(1)
+		have++
+		w.log.InfoContext(ctx, "partition acquired", slog.Int("partition", p))
+		go w.runPartition(pctx, pt)
+	}
+	return nil
+}
+
+// drop forgets a partition whose lease is lost and stops its loop without
+// waiting.
+func (w *Worker) drop(pt *partition) {
+	pt.cancel()
+	w.mu.Lock()
+	if w.owned[pt.p] == pt {
+		delete(w.owned, pt.p)
+		w.stats.partitions.Add(-1)
+	}
+	w.mu.Unlock()
+}
+
+// release deletes the lease of a stopped partition (if it is still ours) so
+// that another worker may take it at once.
+func (w *Worker) release(ctx context.Context, pt *partition) {
+	w.drop(pt)
+	if err := w.cfg.Topology.Partitions.Delete(ctx, pt.key, jetstream.LastRevision(pt.rev)); err != nil {
+		w.log.WarnContext(ctx, "partition lease not released; it expires", slog.Int("partition", pt.p), slog.Any("error", err))
+		return
+	}
+	w.log.InfoContext(ctx, "partition released", slog.Int("partition", pt.p))
+}
+
+func (w *Worker) keys(ctx context.Context, filter string) (map[string]bool, error) {
+	l, err := w.cfg.Topology.Partitions.ListKeysFiltered(ctx, filter)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for k := range l.Keys() {
+		out[k] = true
+	}
+	return out, l.Stop()
+}
+
+func (w *Worker) countKeys(ctx context.Context, filter string) (int, error) {
+	k, err := w.keys(ctx, filter)
+	return len(k), err
+}
+
+func hash(s string) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(s))
+	return h.Sum32()
+}
