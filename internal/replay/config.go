@@ -113,9 +113,25 @@ type Config struct {
 	// Engine tunes the replay engine (lease, batches, timeouts). Its clock
 	// and logger come from the Worker's Deps when unset.
 	Engine EngineConfig
+	// Trigger tunes the consumer of CLOSED transitions that starts drains,
+	// and the continuous drains.
+	Trigger TriggerConfig
+	// API tunes the DLQ endpoints; Node, clock and logger come from the
+	// Worker when unset.
+	API APIConfig
+	// Audit tunes the audit consumer; publisher, clock and logger come from
+	// the Worker when unset.
+	Audit AuditOptions
 	// Retry says when a failed replay is tried again; the Worker's store
 	// should be built with it (store.WithRetryPolicy).
 	Retry domain.RetryPolicy
+	// DisableIngest, DisableReplay, DisableAPI and DisableAudit leave a
+	// component out of the Worker (tests, or a fleet that splits the roles
+	// across processes). Replay covers the engine and its trigger.
+	DisableIngest bool
+	DisableReplay bool
+	DisableAPI    bool
+	DisableAudit  bool
 	// ShutdownTimeout bounds a graceful stop when the caller's context has no
 	// deadline.
 	ShutdownTimeout time.Duration
@@ -153,8 +169,10 @@ func (c Config) Validate() error {
 	if err := c.Ingest.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if _, err := c.Engine.withDefaults(); err != nil {
-		errs = append(errs, err)
+	if !c.DisableReplay {
+		if _, err := c.Engine.withDefaults(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := c.Retry.Validate(); err != nil {
 		errs = append(errs, err)
