@@ -251,3 +251,22 @@ func merge(q *events.OutcomeReport, r events.OutcomeReport) bool {
 	*q = sum
 	return true
 }
+
+// Flush publishes the counts recorded so far and the buffered reports now,
+// and waits for their acknowledgements until ctx ends. It returns an error
+// when some calls are still unreported (NATS unreachable, a publish failed:
+// they stay buffered and are retried by the background reporter).
+func (c *Client) Flush(ctx context.Context) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	c.flush(ctx)
+	buffered, calls, _, _ := c.buf.stats()
+	if buffered > 0 {
+		return fmt.Errorf("%w: %d reports (%d calls) wait for a retry", ErrPublish, buffered, calls)
+	}
+	if c.nc.Status() != nats.CONNECTED {
+		return fmt.Errorf("%w: not connected (%s); calls stay counted until NATS is back", ErrPublish, c.nc.Status())
+	}
+	return nil
+}
