@@ -638,13 +638,15 @@ func (d *drain) flushEvents(ctx context.Context) {
 	if len(d.pending) == 0 {
 		return
 	}
-	timeout := d.e.cfg.After(d.e.cfg.PublishTimeout)
+	// A network timeout, not a domain wait: on the real clock.
+	timer := time.NewTimer(d.e.cfg.PublishTimeout)
+	defer timer.Stop()
 	for _, f := range d.pending {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
 			d.e.log.WarnContext(ctx, "replay event not stored", slog.String("service", d.svc), slog.Any("error", err))
-		case <-timeout:
+		case <-timer.C:
 			d.e.log.WarnContext(ctx, "replay events not acknowledged in time", slog.String("service", d.svc))
 			d.pending = d.pending[:0]
 			return
