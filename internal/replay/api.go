@@ -228,7 +228,7 @@ func (a *API) serve(ctx context.Context, op events.DLQOp, req micro.Request, h f
 		}
 	}
 	code := ErrorStatus(err)
-	if code >= 500 {
+	if code == 500 {
 		a.log.ErrorContext(ctx, "DLQ request failed", slog.String("op", string(op)), slog.Int("code", code), slog.String("error", err.Error()))
 	}
 	msg := err.Error()
@@ -374,13 +374,21 @@ type DLQListReply struct {
 }
 
 // DLQEntryReply is an entry as the endpoints answer it: domain.DLQEntry's
-// JSON, with last_error always present.
+// JSON, with last_error always present. Before the first replay attempt
+// last_error is the dead letter's error_message, the failure that put it in
+// the queue.
 type DLQEntryReply struct {
 	domain.DLQEntry
 	LastError string `json:"last_error"`
 }
 
-func entryReply(e domain.DLQEntry) DLQEntryReply { return DLQEntryReply{DLQEntry: e, LastError: e.LastError} }
+func entryReply(e domain.DLQEntry) DLQEntryReply {
+	last := e.LastError
+	if last == "" {
+		last = e.ErrorMessage
+	}
+	return DLQEntryReply{DLQEntry: e, LastError: last}
+}
 
 // DLQGetRequest is the body of baldur.api.dlq.get; the reply is a
 // DLQEntryReply.
@@ -733,7 +741,8 @@ func decodeRequest(body []byte, v any) error {
 	if body[0] != '{' {
 		return fmt.Errorf("%w: the body must be a JSON object", ErrBadRequest)
 	}
-	known := jsonFields(reflect.TypeOf(v).Elem())
+	t := reflect.TypeOf(v).Elem()
+	known := jsonFields(t)
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if _, err := dec.Token(); err != nil { // {
 		return fmt.Errorf("%w: %w", ErrBadRequest, err)
@@ -752,30 +761,30 @@ func decodeRequest(body []byte, v any) error {
 			return fmt.Errorf("%w: field %q appears twice", ErrBadRequest, name)
 		}
 		seen[name] = true
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
+		var val json.RawMessage
+		if err := dec.Decode(&val); err != nil {
+			return fmt.Errorf("%w: field %q: %w", ErrBadRequest, name, err)
+		}
+		// Decode the member alone, so that a bad value is blamed on its
+		// field whatever the decoder's own message says.
+		member, err := json.Marshal(map[string]json.RawMessage{name: val})
+		if err != nil {
+			return fmt.Errorf("%w: field %q: %w", ErrBadRequest, name, err)
+		}
+		if err := json.Unmarshal(member, reflect.New(t).Interface()); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) {
+				return fmt.Errorf("%w: field %q: want %s, got JSON %s", ErrBadRequest, name, te.Type, te.Value)
+			}
 			return fmt.Errorf("%w: field %q: %w", ErrBadRequest, name, err)
 		}
 	}
 	strict := json.NewDecoder(bytes.NewReader(body))
 	strict.DisallowUnknownFields()
 	if err := strict.Decode(v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return fmt.Errorf("%w: field %q: want %s, got JSON %s", ErrBadRequest, lastField(te.Field), te.Type, te.Value)
-		}
 		return fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
 	return nil
-}
-
-// lastField returns the JSON name of a possibly embedded field path
-// ("DLQFilter.status" → "status").
-func lastField(path string) string {
-	if i := strings.LastIndexByte(path, '.'); i >= 0 {
-		return path[i+1:]
-	}
-	return path
 }
 
 // jsonFields lists the JSON names of t's fields, embedded structs included.
