@@ -476,7 +476,8 @@ func TestNewIngestRefusesBadInput(t *testing.T) {
 func ingestPublishMany(t testing.TB, js jetstream.JetStream, svc string, n int) {
 	t.Helper()
 	for i := range n {
-		m := ingestMsg(t, svc, uuid.New(), ingestLetter(fmt.Sprint("key-", i)))
+		id := uuid.New()
+		m := ingestMsg(t, svc, id, ingestLetter("key-"+id.String()))
 		if _, err := js.PublishMsgAsync(m); err != nil {
 			t.Fatalf("publish %d: %v", i, err)
 		}
