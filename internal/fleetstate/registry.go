@@ -89,7 +89,7 @@ func (r *registry) getOrCreate(svc string, now time.Time) (h *Handle, created bo
 // are promoted: longer for larger maps, so that copying the read map costs at
 // most a few percent of a core however fast new services appear.
 func (r *registry) promoteDelay() time.Duration {
-	return time.Millisecond + time.Duration(len(*r.read.Load()))*time.Microsecond
+	return time.Millisecond + time.Duration(len(*r.read.Load()))*2*time.Microsecond
 }
 
 // promoteDue promotes the dirty handles when they have waited long enough (or
