@@ -49,22 +49,18 @@ func (v *View) applyConfig(e jetstream.KeyValueEntry) {
 	key := e.Key()
 	deleted := e.Operation() == jetstream.KeyValueDelete || e.Operation() == jetstream.KeyValuePurge
 	if key == domain.ConfigDefaultsKey {
-		if deleted {
-			c.defaultsRaw = nil
-		} else {
-			d, err := domain.ResolveConfig(e.Value(), nil)
-			if err != nil {
+		d, raw := domain.DefaultConfig(), []byte(nil)
+		if !deleted {
+			var err error
+			if d, err = domain.ResolveConfig(e.Value(), nil); err != nil {
 				v.reject(events.RejectedConfig, topology.BucketConfig, key, e.Value(), err)
 				return
 			}
-			c.defaultsRaw = e.Value()
-			c.defaults.Store(&d)
+			raw = e.Value()
 		}
-		if deleted {
-			d := domain.DefaultConfig()
-			c.defaults.Store(&d)
-		}
-		// Every service's object is layered on the new defaults.
+		c.defaultsRaw = raw
+		c.defaults.Store(&d)
+		// Every service's object is layered again on the new defaults.
 		next := maps.Clone(*c.services.Load())
 		for svc, raw := range c.raw {
 			v.resolveService(next, svc, raw)

@@ -93,7 +93,7 @@ func Watch(ctx context.Context, js jetstream.JetStream, opts ...Option) (*View, 
 			if err == nil {
 				v.watchers = append(v.watchers, w)
 				v.wg.Add(1)
-				go v.follow(b, w, ready)
+				go v.follow(life, b, w, ready)
 				continue
 			}
 		}
@@ -119,7 +119,7 @@ func Watch(ctx context.Context, js jetstream.JetStream, opts ...Option) (*View, 
 }
 
 // follow applies the entries of one bucket until its watcher closes.
-func (v *View) follow(b watchedBucket, w jetstream.KeyWatcher, ready chan<- error) {
+func (v *View) follow(life context.Context, b watchedBucket, w jetstream.KeyWatcher, ready chan<- error) {
 	defer v.wg.Done()
 	loaded := false
 	defer func() {
@@ -149,7 +149,10 @@ func (v *View) follow(b watchedBucket, w jetstream.KeyWatcher, ready chan<- erro
 		select {
 		case e, ok := <-updates:
 			if !ok {
-				v.opts.log.Debug("fleetstate: watch ended", slog.String("bucket", b.name))
+				if life.Err() == nil {
+					v.opts.log.Warn("fleetstate: watch ended before Stop; the view no longer follows the bucket",
+						slog.String("bucket", b.name))
+				}
 				return
 			}
 			if e == nil {
@@ -179,10 +182,10 @@ func (v *View) follow(b watchedBucket, w jetstream.KeyWatcher, ready chan<- erro
 // answering from the last state. It may be called more than once.
 func (v *View) Stop() {
 	v.stop.Do(func() {
+		v.cancel() // first, so that the goroutines know the end is wanted
 		for _, w := range v.watchers {
 			_ = w.Stop()
 		}
-		v.cancel()
 		v.wg.Wait()
 	})
 }
@@ -244,7 +247,8 @@ func (v *View) Snapshot(svc string) (Snapshot, bool) {
 }
 
 // Handle returns svc's handle, creating it when svc has none yet. The same
-// service always gets the same handle.
+// service always gets the same handle, for the life of the view; handles are
+// never removed, so callers should only ask for valid service names.
 func (v *View) Handle(svc string) *Handle {
 	if h := v.reg.get(svc); h != nil {
 		return h
