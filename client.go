@@ -8,6 +8,7 @@ import (
 	"maps"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -32,6 +33,11 @@ type Client struct {
 	// replaced (copy on write) under mu when a service is first used.
 	breakers atomic.Pointer[map[string]*Breaker]
 	mu       sync.Mutex
+	// recent caches lookups by the address of the name's bytes: a caller
+	// that passes the same string (a constant, typically) finds its Breaker
+	// without hashing the name. Slots are filled once and never replaced,
+	// so the cache allocates at most len(recent) times.
+	recent [64]atomic.Pointer[recentEntry]
 
 	checkers  atomic.Pointer[[]*checker]
 	checkerMu sync.Mutex
@@ -115,12 +121,32 @@ func (c *Client) NodeID() string { return c.opts.nodeID }
 // call its Allow and Record on the hot path. An invalid name gets a Breaker
 // whose Err says why; it admits every call and records nothing.
 func (c *Client) Breaker(svc string) *Breaker {
+	slot := &c.recent[recentSlot(svc)]
+	if e := slot.Load(); e != nil && e.key == svc {
+		return e.b
+	}
 	if m := c.breakers.Load(); m != nil {
 		if b, ok := (*m)[svc]; ok {
+			if slot.Load() == nil {
+				slot.CompareAndSwap(nil, &recentEntry{key: svc, b: b})
+			}
 			return b
 		}
 	}
 	return c.addBreaker(svc)
+}
+
+// recentEntry is a slot of Client.recent: the caller's string (compared by
+// address first, which is what makes it cheap) and its Breaker.
+type recentEntry struct {
+	key string
+	b   *Breaker
+}
+
+// recentSlot picks the slot of name by the address and length of its bytes.
+func recentSlot(name string) uintptr {
+	p := uintptr(unsafe.Pointer(unsafe.StringData(name)))
+	return (p>>3 ^ p>>9 ^ uintptr(len(name))) & 63
 }
 
 func (c *Client) addBreaker(svc string) *Breaker {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -431,6 +432,19 @@ func TestBufferMergesAndDropsWhenFull(t *testing.T) {
 	require.Equal(t, int64(1), rs[0].Failures)
 	require.Equal(t, int64(1), rs[0].TrailingFailures)
 	require.Zero(t, c.Stats().Buffered)
+}
+
+func TestBreakerIsResolvedOnce(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t)
+	c := f.connect(t)
+	b := c.Breaker("payments")
+	for i := range 200 {
+		name := strings.Clone("payments")
+		require.Same(t, b, c.Breaker(name))
+		require.NotSame(t, b, c.Breaker(fmt.Sprintf("svc-%d", i)))
+	}
+	require.Same(t, b, c.Breaker("payments"))
 }
 
 func TestInvalidServiceName(t *testing.T) {
