@@ -39,20 +39,31 @@ func (d Decision) String() string {
 // from recoveryAt on and half_open need a permit. A state or mode this
 // version does not know allows (fail open). It does not allocate.
 func Admit(state State, mode Mode, recoveryAt, now time.Time) Decision {
+	if d, ok := AdmitTimeless(state, mode); ok {
+		return d
+	}
+	if now.Before(recoveryAt) {
+		return DecisionDeny
+	}
+	return DecisionAskPermit
+}
+
+// AdmitTimeless is Admit for the callers that would rather not read the clock
+// when they need not: it returns Admit's decision and true when the decision
+// does not depend on the time, and false for an OPEN breaker in auto mode (or
+// an unknown mode), whose decision depends on recovery_at.
+func AdmitTimeless(state State, mode Mode) (Decision, bool) {
 	switch mode {
 	case ModeDisabled, ModeMetricsOnly, ModeForcedClosed:
-		return DecisionAllow
+		return DecisionAllow, true
 	case ModeForcedOpen:
-		return DecisionDeny
+		return DecisionDeny, true
 	}
 	switch state {
 	case StateOpen:
-		if now.Before(recoveryAt) {
-			return DecisionDeny
-		}
-		return DecisionAskPermit
+		return DecisionDeny, false
 	case StateHalfOpen:
-		return DecisionAskPermit
+		return DecisionAskPermit, true
 	}
-	return DecisionAllow
+	return DecisionAllow, true
 }

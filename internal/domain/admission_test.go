@@ -38,6 +38,12 @@ func TestAdmit(t *testing.T) {
 			require.Equal(t, tc.want, domain.Admit(tc.state, tc.mode, tc.recoveryAt, now))
 			b := domain.Breaker{State: tc.state, Mode: tc.mode, RecoveryAt: tc.recoveryAt}
 			require.Equal(t, tc.want, b.Allows(now), "Breaker.Allows is Admit")
+			if d, ok := domain.AdmitTimeless(tc.state, tc.mode); ok {
+				require.Equal(t, tc.want, d, "AdmitTimeless agrees with Admit")
+				require.Equal(t, d, domain.Admit(tc.state, tc.mode, tc.recoveryAt, time.Time{}), "and does not depend on the time")
+			} else {
+				require.Equal(t, domain.StateOpen, tc.state, "only an open breaker depends on the time")
+			}
 		})
 	}
 }

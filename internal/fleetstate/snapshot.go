@@ -42,6 +42,16 @@ func (s *Snapshot) Allows(now time.Time) domain.Decision {
 	return domain.Admit(s.State, s.Mode, s.RecoveryAt, now)
 }
 
+// AllowsTimeless is Allows without a clock: the decision and true when it does
+// not depend on the time (domain.AdmitTimeless), false for an OPEN breaker in
+// auto mode, which needs Allows(now). A nil snapshot allows.
+func (s *Snapshot) AllowsTimeless() (domain.Decision, bool) {
+	if s == nil {
+		return domain.DecisionAllow, true
+	}
+	return domain.AdmitTimeless(s.State, s.Mode)
+}
+
 // Handle is the stable place of one service's snapshot in a view: it stays
 // valid for the life of the view, across updates and deletions of the
 // service's breaker, so a caller can resolve it once and read it on every
