@@ -3,11 +3,16 @@ package fleetstate_test
 import (
 	"context"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/baldurfleet/baldur/internal/domain"
 	"github.com/baldurfleet/baldur/internal/fleetstate"
+	"github.com/baldurfleet/baldur/internal/topology"
 )
 
 // BenchmarkInitialSync100k measures DESIGN §9's scale target: a new node's
@@ -82,4 +87,56 @@ func BenchmarkViewHandleByName(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkPropagation measures a breaker write on one connection reaching a
+// view on another: KV put → watch → snapshot swapped → OnChange. It reports
+// the p50 and p99 in microseconds.
+func BenchmarkPropagation(b *testing.B) {
+	f := newFleet(b)
+	writer, err := jetstream.New(f.env.Connect(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	kv, err := writer.KeyValue(context.Background(), topology.BucketBreakers)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	v, err := fleetstate.Watch(ctx, jetstreamOn(b, f.env.Connect(b)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(v.Stop)
+	seen := make(chan uint64, 1)
+	defer v.OnChange(func(s fleetstate.Snapshot) { seen <- s.Revision })()
+	values := [][]byte{mustJSON(b, tripped("payments")), mustJSON(b, closedWith("payments", 10, 0))}
+	var lat []time.Duration
+	i := 0
+	for b.Loop() {
+		start := time.Now()
+		rev, err := kv.Put(ctx, "payments", values[i%2])
+		if err != nil {
+			b.Fatal(err)
+		}
+		for r := range seen {
+			if r == rev {
+				break
+			}
+		}
+		lat = append(lat, time.Since(start))
+		i++
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
+
+func jetstreamOn(b *testing.B, nc *nats.Conn) jetstream.JetStream {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return js
 }
