@@ -39,7 +39,8 @@ type ReplayHandler func(ctx context.Context, req ReplayRequest) error
 // HandleReplay serves the replays of service svc (baldur.replay.<svc>) in the
 // queue group shared by all the service's instances, so that each delivery
 // is handled once. Deliveries are handled one at a time per subscription;
-// the context ends when the Client is closed. stop unsubscribes.
+// the context ends when the Client is closed. stop unsubscribes and
+// returns once the server delivers no more.
 func (c *Client) HandleReplay(svc string, handler ReplayHandler) (stop func() error, err error) {
 	if c.closed.Load() {
 		return nil, ErrClosed
@@ -68,7 +69,12 @@ func (c *Client) HandleReplay(svc string, handler ReplayHandler) (stop func() er
 		if !live {
 			return nil
 		}
-		return sub.Unsubscribe()
+		if err := sub.Unsubscribe(); err != nil {
+			return err
+		}
+		// Return once the server has the unsubscription: no delivery comes
+		// after stop.
+		return c.nc.Flush()
 	}, nil
 }
 
