@@ -279,7 +279,7 @@ func (s *PermitServer) decode(m *nats.Msg) (string, events.PermitRequest, error)
 // reject answers a malformed request not granted and publishes it as a
 // rejected event.
 func (s *PermitServer) reject(m *nats.Msg, cause error) {
-	s.rejected.Add(1)
+	defer s.rejected.Add(1) // counted once published, so a count seen means an event stored
 	s.respond(m, deniedReply)
 	r := events.NewRejected(m.Subject, m.Header, len(m.Data), cause, s.clock())
 	r.Kind = events.RejectedPermit
