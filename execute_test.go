@@ -256,7 +256,13 @@ func TestReportsWaitWhileTheServerIsDown(t *testing.T) {
 	total := sum(rs, "payments")
 	require.Equal(t, int64(11), total.Successes)
 	require.Equal(t, int64(1), total.Failures)
-	require.Zero(t, c.Stats().Dropped)
+	st = c.Stats()
+	require.Zero(t, st.Dropped)
+	require.Zero(t, st.Buffered)
+	require.Zero(t, st.Unreported)
+	closeCtx, cancelClose := context.WithTimeout(ctx, 5*time.Second)
+	defer cancelClose()
+	require.NoError(t, c.Close(closeCtx))
 }
 
 // portOf returns the port of a client URL.
