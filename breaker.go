@@ -112,15 +112,15 @@ func (b *Breaker) admit() verdict {
 		return admitted
 	}
 	s := b.h.Load()
-	if s == nil || admitsWithoutClock(s) {
-		return admitted
+	d, timeless := s.AllowsTimeless()
+	if !timeless {
+		d = s.Allows(b.c.opts.clock())
 	}
-	now := b.c.opts.clock()
-	switch s.Allows(now) {
+	switch d {
 	case domain.DecisionAllow:
 		return admitted
 	case domain.DecisionAskPermit:
-		return b.askPermit(s, now)
+		return b.askPermit(s, b.c.opts.clock())
 	}
 	return refusedOpen
 }
@@ -332,16 +332,4 @@ func permitBody(node string) []byte {
 		panic(err) // a struct of one string always encodes
 	}
 	return body
-}
-
-// admitsWithoutClock reports the cases where a snapshot admits whatever the
-// time: closed in auto mode, disabled, metrics_only and forced_closed.
-func admitsWithoutClock(s *fleetstate.Snapshot) bool {
-	switch s.Mode {
-	case domain.ModeAuto:
-		return s.State == domain.StateClosed
-	case domain.ModeDisabled, domain.ModeMetricsOnly, domain.ModeForcedClosed:
-		return true
-	}
-	return false
 }
