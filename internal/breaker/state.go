@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -78,7 +80,12 @@ func DecodeState(svc string, v []byte) (domain.Breaker, error) {
 // the fold changes nothing, nothing is written (pending events left by a dead
 // writer are still published).
 func (s *StateStore) Update(ctx context.Context, svc string, fold FoldFunc) (domain.Breaker, domain.Result, error) {
-	for range maxCASAttempts {
+	for attempt := range maxCASAttempts {
+		if attempt > 0 {
+			if err := casBackoff(ctx, attempt); err != nil {
+				return domain.Breaker{}, domain.Result{}, err
+			}
+		}
 		cur, rev, err := s.Get(ctx, svc)
 		if err != nil {
 			return domain.Breaker{}, domain.Result{}, err
@@ -159,6 +166,21 @@ func (s *StateStore) PublishTransition(ctx context.Context, t domain.Transition)
 		return fmt.Errorf("breaker: publish %s: %w", subj, err)
 	}
 	return nil
+}
+
+// casBackoff waits before the attempt-th retry of a lost compare-and-set: a
+// random wait below 100µs·2^attempt, at most 20ms, so that writers that
+// collided do not collide again in lockstep.
+func casBackoff(ctx context.Context, attempt int) error {
+	limit := min(100*time.Microsecond<<min(attempt, 10), 20*time.Millisecond)
+	t := time.NewTimer(rand.N(limit))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 func isConflict(err error) bool {
