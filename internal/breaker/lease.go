@@ -102,12 +102,13 @@ func (w *Worker) round(ctx, runCtx context.Context) error {
 		}
 	}
 
-	live, err := w.countKeys(ctx, presencePrefix+">")
+	live, err := w.liveWorkers(ctx)
 	if err != nil {
 		return err
 	}
 	n := w.cfg.Topology.Config.Partitions
 	share := (n + max(live, 1) - 1) / max(live, 1)
+	w.log.DebugContext(ctx, "ownership round", slog.Int("live_workers", live), slog.Int("share", share))
 
 	w.mu.Lock()
 	have := len(w.owned)
@@ -129,7 +130,7 @@ func (w *Worker) round(ctx, runCtx context.Context) error {
 	if have >= share {
 		return nil
 	}
-	taken, err := w.keys(ctx, leasePrefix+">")
+	taken, err := w.taken(ctx)
 	if err != nil {
 		return err
 	}
@@ -188,21 +189,43 @@ func (w *Worker) release(ctx context.Context, pt *partition) {
 	w.log.InfoContext(ctx, "partition released", slog.Int("partition", pt.p))
 }
 
-func (w *Worker) keys(ctx context.Context, filter string) (map[string]bool, error) {
-	l, err := w.cfg.Topology.Partitions.ListKeysFiltered(ctx, filter)
-	if err != nil {
-		return nil, err
-	}
+// taken returns the partition lease keys that exist now. It reads each key
+// (a released lease leaves a delete marker that Get skips).
+func (w *Worker) taken(ctx context.Context) (map[string]bool, error) {
 	out := map[string]bool{}
-	for k := range l.Keys() {
-		out[k] = true
+	for p := range w.cfg.Topology.Config.Partitions {
+		key := leaseKey(p)
+		_, err := w.cfg.Topology.Partitions.Get(ctx, key)
+		switch {
+		case err == nil:
+			out[key] = true
+		case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
+		default:
+			return nil, err
+		}
 	}
-	return out, l.Stop()
+	return out, nil
 }
 
-func (w *Worker) countKeys(ctx context.Context, filter string) (int, error) {
-	k, err := w.keys(ctx, filter)
-	return len(k), err
+// liveWorkers counts the presence keys: the subjects of the bucket's stream
+// under workers.>, less those whose last message is a delete marker.
+func (w *Worker) liveWorkers(ctx context.Context) (int, error) {
+	s, err := w.js.Stream(ctx, "KV_"+w.cfg.Topology.Partitions.Bucket())
+	if err != nil {
+		return 0, err
+	}
+	prefix := "$KV." + w.cfg.Topology.Partitions.Bucket() + "."
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(prefix+presencePrefix+">"))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for subj := range info.State.Subjects {
+		if _, err := w.cfg.Topology.Partitions.Get(ctx, subj[len(prefix):]); err == nil {
+			n++
+		}
+	}
+	return n, nil
 }
 
 func hash(s string) uint32 {

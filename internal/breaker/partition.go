@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/baldurfleet/baldur/internal/topology"
@@ -50,6 +51,10 @@ func (w *Worker) runPartition(ctx context.Context, pt *partition) {
 		}
 		msgs, err := w.fetch(cons, b.msgs[:0])
 		b.msgs = msgs
+		if errors.Is(err, nats.ErrConnectionClosed) {
+			log.WarnContext(ctx, "connection closed; partition stops")
+			return
+		}
 		if err != nil && ctx.Err() == nil {
 			log.WarnContext(ctx, "fetch failed", slog.Any("error", err))
 			sleep(ctx, retryWait)

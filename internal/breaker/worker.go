@@ -100,9 +100,9 @@ type Worker struct {
 	cfg     Config
 	store   *StateStore
 	permits *PermitServer
-	log   *slog.Logger
-	epoch time.Time
-	stats counters
+	log     *slog.Logger
+	epoch   time.Time
+	stats   counters
 
 	started atomic.Bool
 	stopped atomic.Bool
