@@ -276,7 +276,9 @@ func TestWorkerCommands(t *testing.T) {
 	manual := func(a domain.Action) events.BreakerCommand {
 		return events.BreakerCommand{Action: a, Actor: "sre", Reason: "test"}
 	}
-	mode := func(m domain.Mode) func(domain.Breaker) bool { return func(b domain.Breaker) bool { return b.Mode == m } }
+	mode := func(m domain.Mode) func(domain.Breaker) bool {
+		return func(b domain.Breaker) bool { return b.Mode == m }
+	}
 
 	open := manual(domain.ActionOpen)
 	open.TTL = domain.Duration(30 * time.Minute)
