@@ -44,6 +44,12 @@ func DecodeOutcome(body []byte) (OutcomeReport, error) {
 	if err := checkSize(payloadOutcome, body, MaxOutcomeBody); err != nil {
 		return OutcomeReport{}, err
 	}
+	if fast, ok := decodeOutcomeFast(body); ok {
+		if err := fast.Validate(); err != nil {
+			return OutcomeReport{}, err
+		}
+		return fast, nil
+	}
 	err := unmarshalStrict(body, &r, outcomeFields, func(_ int, name string, val []byte) error {
 		if name == "failure_types" {
 			return scanMapKeys(val, payloadOutcome, name, nil)
