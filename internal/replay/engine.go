@@ -159,6 +159,9 @@ type StopReason string
 const (
 	// StopDrained: the service has no pending entry left.
 	StopDrained StopReason = "drained"
+	// StopDone: every entry chosen for ReplayEntries was claimed or found
+	// not claimable.
+	StopDone StopReason = "done"
 	// StopMaxItems: ReplayOptions.MaxItems entries were attempted.
 	StopMaxItems StopReason = "max_items"
 	// StopInflight: another worker holds the service's replay lease.
@@ -255,6 +258,28 @@ func NewEngine(st *store.Store, nc *nats.Conn, js jetstream.JetStream, view Brea
 // ReplayResult.Stop other than StopCanceled and StopLeaseLost; a lost lease
 // is an error wrapping store.ErrLeaseLost.
 func (e *Engine) ReplayOnClose(ctx context.Context, svc string, opts ReplayOptions) (ReplayResult, error) {
+	return e.replay(ctx, svc, nil, opts)
+}
+
+var _ Replayer = (*Engine)(nil)
+
+// ReplayEntries replays the chosen entries of svc now, on an operator's
+// request (DLQ endpoints replay and replay_batch): under the service's lease
+// and within governance and the breaker, like a drain, but only the given
+// entries, each attempted at most once, whether pending, requires_review or
+// reviewing. Entries in another status, or held by another claimer, are left
+// alone. Failures follow the retry policy (opts.ForceClose escalates them at
+// once). The result's Stop is StopDone when every chosen entry was attempted.
+func (e *Engine) ReplayEntries(ctx context.Context, svc string, ids []string, opts ReplayOptions) (ReplayResult, error) {
+	if opts.Trigger == "" {
+		opts.Trigger = events.BatchTriggerOperator
+	}
+	return e.replay(ctx, svc, slices.Clone(ids), opts)
+}
+
+// replay runs a drain of svc under its lease: of the whole backlog when ids is
+// nil, else of those entries only.
+func (e *Engine) replay(ctx context.Context, svc string, ids []string, opts ReplayOptions) (ReplayResult, error) {
 	if opts.Trigger == "" {
 		opts.Trigger = events.BatchTriggerCircuitClose
 	}
@@ -294,7 +319,7 @@ func (e *Engine) ReplayOnClose(ctx context.Context, svc string, opts ReplayOptio
 	dctx, cancel := context.WithCancelCause(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { e.renew(dctx, cancel, svc, lease.Token) })
-	d := &drain{e: e, svc: svc, token: lease.Token, opts: opts, res: &res}
+	d := &drain{e: e, svc: svc, token: lease.Token, opts: opts, res: &res, ids: ids}
 	runErr := d.run(dctx)
 	cause := context.Cause(dctx)
 	cancel(nil)
@@ -426,6 +451,9 @@ type drain struct {
 	res     *ReplayResult
 	limiter *limiter
 	pending []jetstream.PubAckFuture
+	// ids, when not nil, are the only entries this drain replays (an
+	// operator's choice), each claimed once.
+	ids []string
 }
 
 // run claims and replays batches until the backlog is empty or the drain must
@@ -446,21 +474,20 @@ func (d *drain) run(ctx context.Context) error {
 			d.res.Stop = StopMaxItems
 			return nil
 		}
-		if dec := e.view.Governance().CheckReplay(); !dec.Allowed {
-			d.res.GovernanceBlocked, d.res.GovernanceBlockReason, d.res.Stop = true, dec.Reason, StopGovernance
-			return d.blocked(ctx, dec)
-		}
-		if !d.closed() {
-			d.res.Stop = StopBreakerOpen
-			return nil
+		if stop, err := d.gate(ctx); stop {
+			return err
 		}
 		size := sizer.Size()
 		if d.opts.MaxItems > 0 {
 			size = min(size, d.opts.MaxItems-attempted)
 		}
-		batch, err := e.store.ClaimBatch(ctx, d.svc, d.token, size, e.cfg.Now())
+		batch, err := d.claim(ctx, size)
 		if err != nil {
 			return err
+		}
+		if len(batch) == 0 && d.ids != nil {
+			d.res.Stop = StopDone
+			return nil
 		}
 		if len(batch) == 0 {
 			next, ok, err := e.store.NextAttemptAt(ctx, d.svc)
@@ -495,10 +522,46 @@ func (d *drain) run(ctx context.Context) error {
 	}
 }
 
-// closed reports whether the breaker is closed in the local view.
+// gate checks governance and the breaker before a batch. It reports whether
+// the drain must stop, having set res.Stop; a governance block is published
+// and audited (blocked's error, if any, is returned).
+func (d *drain) gate(ctx context.Context) (bool, error) {
+	if dec := d.e.view.Governance().CheckReplay(); !dec.Allowed {
+		d.res.GovernanceBlocked, d.res.GovernanceBlockReason, d.res.Stop = true, dec.Reason, StopGovernance
+		return true, d.blocked(ctx, dec)
+	}
+	if !d.closed() {
+		d.res.Stop = StopBreakerOpen
+		return true, nil
+	}
+	return false, nil
+}
+
+// claim takes the next batch of at most size entries: due pending entries of
+// the service, or the next of the chosen ones.
+func (d *drain) claim(ctx context.Context, size int) ([]domain.DLQEntry, error) {
+	if d.ids == nil {
+		return d.e.store.ClaimBatch(ctx, d.svc, d.token, size, d.e.cfg.Now())
+	}
+	if len(d.ids) == 0 {
+		return nil, nil
+	}
+	next := d.ids[:min(size, len(d.ids))]
+	d.ids = d.ids[len(next):]
+	batch, err := d.e.store.ClaimEntries(ctx, d.svc, d.token, next, d.e.cfg.Now())
+	if err != nil || len(batch) > 0 || len(d.ids) == 0 {
+		return batch, err
+	}
+	// None of these could be claimed (another status, or held elsewhere):
+	// go on with the rest of the chosen entries.
+	return d.claim(ctx, size)
+}
+
+// closed reports whether the breaker is closed in the local view. A service
+// without breaker state has never tripped: its breaker is closed.
 func (d *drain) closed() bool {
 	st, _, ok := d.e.view.Breaker(d.svc)
-	return ok && st == domain.StateClosed
+	return !ok || st == domain.StateClosed
 }
 
 // batch replays the claimed entries in order. It returns how many were

@@ -141,9 +141,9 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		if ac.Logger == nil {
 			ac.Logger = w.log
 		}
-		var r Replayer
-		if rp, ok := any(w.engine).(Replayer); ok && w.engine != nil {
-			r = rp
+		var r Replayer // nil when the engine is disabled: replay requests answer 503
+		if w.engine != nil {
+			r = w.engine
 		}
 		w.api = NewAPI(deps.NC, deps.Store, r, ac)
 	}
