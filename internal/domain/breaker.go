@@ -270,13 +270,19 @@ func NewBreaker(service string) Breaker {
 // breaker and what happened. It is pure: no I/O, no clock, b is not modified.
 // The window is aged to env.Now first, whatever the input.
 func (b Breaker) Apply(in Input, env Env) (Breaker, Result) {
+	return b.apply(in, env, false)
+}
+
+// apply is Apply; with owned, the window's buckets belong to b alone (see
+// Fold) and are changed in place instead of copied.
+func (b Breaker) apply(in Input, env Env, owned bool) (Breaker, Result) {
 	if b.State == "" {
 		b.State = StateClosed
 	}
 	if b.Mode == "" {
 		b.Mode = ModeAuto
 	}
-	f := folder{b: b, now: env.Now, env: env, cfg: env.Config.Effective(b.Override, env.Now)}
+	f := folder{b: b, now: env.Now, env: env, cfg: env.Config.Effective(b.Override, env.Now), owned: owned}
 	f.b.Window, f.res.Changed = f.b.Window.age(env.Now, f.cfg.Window.D())
 	switch in.Kind {
 	case InputReport:
@@ -300,6 +306,8 @@ type folder struct {
 	env Env
 	cfg Config // effective config
 	res Result
+	// owned says the window's buckets may be changed in place (Fold).
+	owned bool
 }
 
 // transition moves the breaker to state and mode, raising the generation by one
@@ -391,7 +399,11 @@ func (f *folder) report(r Report) {
 		b.LastSeq = r.Seq
 	}
 	f.res.Changed = true
-	b.Window = b.Window.add(f.now, f.cfg.Window.D(), r)
+	if f.owned {
+		b.Window.addOwned(f.now, f.cfg.Window.D(), r)
+	} else {
+		b.Window = b.Window.add(f.now, f.cfg.Window.D(), r)
+	}
 	if r.Successes > 0 {
 		b.ConsecutiveFailures = r.TrailingFailures
 	} else {
