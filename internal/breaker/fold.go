@@ -60,19 +60,21 @@ func refusalCode(err error) string {
 func (w *Worker) foldGroup(ctx context.Context, g *group, gov domain.Governance, out *foldOut) error {
 	env := domain.Env{Now: w.cfg.Clock(), Config: w.cfg.Configs.Config(g.svc), Governance: gov}
 	var trans []domain.Transition
-	fold := func(b domain.Breaker) (domain.Breaker, domain.Result) {
+	fold := func(cur domain.Breaker) (domain.Breaker, domain.Result) {
 		out.reset()
 		trans = trans[:0]
 		var total domain.Result
+		// One Fold per attempt: the window is copied once per batch, not
+		// once per report.
+		b := domain.NewFold(cur)
 		for i := range g.items {
 			it := &g.items[i]
-			if it.seq <= b.LastSeq {
+			if it.seq <= b.LastSeq() {
 				out.ignored++
 				continue
 			}
-			nb, res := b.Apply(it.in, env)
+			res := b.Apply(it.in, env)
 			if res.Changed {
-				b = nb
 				trans = append(trans, res.Transitions...)
 			}
 			if it.in.Kind == domain.InputReport {
@@ -94,11 +96,11 @@ func (w *Worker) foldGroup(ctx context.Context, g *group, gov domain.Governance,
 					}
 				}
 			}
-			b.LastSeq = it.seq
+			b.SetLastSeq(it.seq)
 			total.Changed = true
 		}
 		total.Transitions = trans
-		return b, total
+		return b.Breaker(), total
 	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()

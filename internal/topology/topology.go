@@ -314,7 +314,7 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, p int, cfg Conf
 		Durable:        ConsumerName(p),
 		Description:    fmt.Sprintf("Breaker-worker partition %d of %d", p, cfg.Partitions),
 		FilterSubjects: partitionFilters(p),
-		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckPolicy:      jetstream.AckAllPolicy,
 		AckWait:        30 * time.Second,
 		MaxAckPending:  20_000,
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
