@@ -8,14 +8,17 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/baldurfleet/baldur/internal/breaker"
+	"github.com/baldurfleet/baldur/internal/events"
 	"github.com/baldurfleet/baldur/internal/fleetstate"
 	"github.com/baldurfleet/baldur/internal/process"
 	"github.com/baldurfleet/baldur/internal/topology"
@@ -60,7 +63,8 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	view, err := fleetstate.Watch(startCtx, js, fleetstate.WithLogger(log))
+	view, err := fleetstate.Watch(startCtx, js, fleetstate.WithLogger(log),
+		fleetstate.WithRejected(rejectedPublisher(ctx, js, cfg.NodeID, log)))
 	if err != nil {
 		return err
 	}
@@ -79,4 +83,38 @@ func run(args []string) error {
 	stopCtx, cancelStop := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancelStop()
 	return w.Stop(stopCtx)
+}
+
+// rejectedNamespace derives the ce-id of a rejected config or governance
+// value from what was refused, so that every worker refusing the same value
+// publishes the same Nats-Msg-Id and the events stream keeps one event.
+var rejectedNamespace = uuid.MustParse("5e0d6a3b-1f7c-4c2e-9b8a-2d4f6e8a0c13")
+
+// rejectedPublisher returns the fleetstate.WithRejected callback: each
+// refused value of baldur_config or baldur_governance is published to
+// baldur.event.rejected.<kind> in the background (the callback runs on a
+// watch goroutine and must not block).
+func rejectedPublisher(ctx context.Context, js jetstream.JetStream, node string, log *slog.Logger) func(events.Rejected) {
+	return func(r events.Rejected) {
+		log.Warn("value refused", slog.String("kind", string(r.Kind)), slog.String("subject", r.Subject),
+			slog.String("code", r.Code), slog.String("reason", r.Reason))
+		go func() {
+			subj, err := events.RejectedSubject(r.Kind)
+			if err != nil {
+				log.Warn("rejected event not published", slog.Any("error", err))
+				return
+			}
+			id := uuid.NewSHA1(rejectedNamespace, []byte(r.Subject+"\x00"+r.Code+"\x00"+r.Reason))
+			msg, err := events.NewMsg(subj, events.NewEnvelope(events.TypeRejected, id, node, r.At), r)
+			if err != nil {
+				log.Warn("rejected event not published", slog.Any("error", err))
+				return
+			}
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if _, err := js.PublishMsg(pctx, msg); err != nil {
+				log.Warn("rejected event not published", slog.String("subject", subj), slog.Any("error", err))
+			}
+		}()
+	}
 }
