@@ -33,6 +33,8 @@ func (w *Worker) applyGovernance(ctx context.Context, cmd events.GovernanceComma
 		key = events.GovernanceKillSwitch
 	case events.ActionSetEmergencyLevel:
 		key = events.GovernanceEmergencyLevel
+	case events.ActionSetSLOTarget:
+		key = events.GovernanceErrorBudget
 	default:
 		return fmt.Errorf("unknown governance action %q", cmd.Action)
 	}
@@ -84,9 +86,11 @@ func (w *Worker) applyGovernance(ctx context.Context, cmd events.GovernanceComma
 }
 
 // governanceValue returns the key's new JSON value under cmd and whether it
-// differs from old in substance (on/off, level).
+// differs from old in substance (on/off, level, SLO target and window).
 func governanceValue(cmd events.GovernanceCommand, old []byte, now time.Time) ([]byte, bool, error) {
 	switch cmd.Action {
+	case events.ActionSetSLOTarget:
+		return errorBudgetValue(cmd, old, now)
 	case events.ActionKillSwitchOn, events.ActionKillSwitchOff:
 		var cur domain.KillSwitchState
 		_ = json.Unmarshal(old, &cur) // an unreadable value is replaced
@@ -108,6 +112,44 @@ func governanceValue(cmd events.GovernanceCommand, old []byte, now time.Time) ([
 		v, err := json.Marshal(domain.EmergencyState{Level: *cmd.Level, Actor: cmd.Actor, Reason: cmd.Reason, UpdatedAt: now})
 		return v, true, err
 	}
+}
+
+// errorBudgetValue applies set_slo_target to the error_budget key. A target
+// of 0 turns the gate off (no change when it is off or was never set). A new target keeps the remaining budget the key
+// holds (the watchdog recomputes it on its next tick); a gate turned on
+// starts with the whole budget until then. The window is stored explicitly
+// (domain.DefaultSLOWindow when the command names none).
+func errorBudgetValue(cmd events.GovernanceCommand, old []byte, now time.Time) ([]byte, bool, error) {
+	if cmd.SLOTarget == nil {
+		return nil, false, fmt.Errorf("%w: set_slo_target without a target", domain.ErrInvalidSLOTarget)
+	}
+	var cur domain.ErrorBudget
+	valid := len(old) > 0 && json.Unmarshal(old, &cur) == nil
+	target := *cmd.SLOTarget
+	if target == 0 {
+		if len(old) == 0 || valid && !cur.Enabled {
+			return nil, false, nil
+		}
+		v, err := json.Marshal(domain.ErrorBudget{Remaining: 1, UpdatedAt: now})
+		return v, true, err
+	}
+	if err := domain.ValidateSLOTarget(target); err != nil {
+		return nil, false, err
+	}
+	window := cmd.SLOWindow
+	if window == 0 {
+		window = domain.Duration(domain.DefaultSLOWindow)
+	}
+	if valid && cur.Enabled && cur.SLOTarget == target && cur.Window() == window.D() {
+		return nil, false, nil
+	}
+	next := cur
+	if !valid || !cur.Enabled {
+		next = domain.ErrorBudget{Remaining: 1, Level: domain.ErrorBudgetOK}
+	}
+	next.Enabled, next.SLOTarget, next.SLOWindow, next.UpdatedAt = true, target, window, now
+	v, err := json.Marshal(next)
+	return v, true, err
 }
 
 func (w *Worker) publishGovernance(ctx context.Context, change events.GovernanceChange, seq uint64) error {
@@ -132,12 +174,16 @@ func (w *Worker) awaitGovernance(ctx context.Context, key events.GovernanceKey, 
 		_ = json.Unmarshal(value, &want.KillSwitch)
 	case events.GovernanceEmergencyLevel:
 		_ = json.Unmarshal(value, &want.Emergency)
+	case events.GovernanceErrorBudget:
+		_ = json.Unmarshal(value, &want.ErrorBudget)
 	}
 	deadline := time.Now().Add(governanceVisibleWithin)
 	for time.Now().Before(deadline) {
 		g := w.cfg.Governance.Governance()
 		if key == events.GovernanceKillSwitch && g.KillSwitch.Active == want.KillSwitch.Active ||
-			key == events.GovernanceEmergencyLevel && g.Emergency.Level == want.Emergency.Level {
+			key == events.GovernanceEmergencyLevel && g.Emergency.Level == want.Emergency.Level ||
+			key == events.GovernanceErrorBudget && g.ErrorBudget.Enabled == want.ErrorBudget.Enabled &&
+				g.ErrorBudget.SLOTarget == want.ErrorBudget.SLOTarget && g.ErrorBudget.SLOWindow == want.ErrorBudget.SLOWindow {
 			return
 		}
 		if !sleep(ctx, 2*time.Millisecond) {

@@ -72,6 +72,9 @@ var (
 	ErrInvalidEmergencyLevel = errors.New("invalid emergency level")
 	// ErrInvalidSLOTarget reports an SLO target outside (0, 1).
 	ErrInvalidSLOTarget = errors.New("invalid SLO target")
+	// ErrInvalidSLOWindow reports an SLO window outside
+	// [MinSLOWindow, MaxSLOWindow].
+	ErrInvalidSLOWindow = errors.New("invalid SLO window")
 	// ErrInvalidCallCounts reports negative call counts, or more failed calls
 	// than calls, given to the error-budget computation.
 	ErrInvalidCallCounts = errors.New("invalid call counts")

@@ -18,8 +18,13 @@ const (
 	// GovernanceKeyEmergencyLevel holds an EmergencyState (written by
 	// breaker-workers applying governance commands).
 	GovernanceKeyEmergencyLevel = "emergency_level"
-	// GovernanceKeyErrorBudget holds an ErrorBudget (written by the watchdog).
+	// GovernanceKeyErrorBudget holds an ErrorBudget: its SLO target and
+	// window are written by breaker-workers applying set_slo_target, its
+	// remaining budget by the watchdog.
 	GovernanceKeyErrorBudget = "error_budget"
+	// GovernanceKeyAggregate holds a FleetAggregate (written by the
+	// watchdog). It is published information, not a governance input.
+	GovernanceKeyAggregate = "aggregate"
 )
 
 // EmergencyLevel is the fleet's emergency level (seed: NORMAL, LEVEL_1,
@@ -172,6 +177,9 @@ type ErrorBudget struct {
 	Enabled bool `json:"enabled"`
 	// SLOTarget is the success objective, e.g. 0.999.
 	SLOTarget float64 `json:"slo_target,omitempty"`
+	// SLOWindow is the window the objective is measured over; zero means
+	// DefaultSLOWindow.
+	SLOWindow Duration `json:"slo_window,omitempty"`
 	// Remaining is the fraction of the budget left, 0..1.
 	Remaining float64          `json:"remaining"`
 	Level     ErrorBudgetLevel `json:"level,omitempty"`
@@ -180,6 +188,42 @@ type ErrorBudget struct {
 	TotalCalls  int64     `json:"total_calls"`
 	FailedCalls int64     `json:"failed_calls"`
 	UpdatedAt   time.Time `json:"updated_at,omitzero"`
+}
+
+// SLO window bounds and default (seed: 30 days).
+const (
+	DefaultSLOWindow = 30 * 24 * time.Hour
+	MinSLOWindow     = time.Hour
+	MaxSLOWindow     = 90 * 24 * time.Hour
+)
+
+// Window returns the SLO window of b: SLOWindow, or DefaultSLOWindow when it
+// is zero.
+func (b ErrorBudget) Window() time.Duration {
+	if b.SLOWindow == 0 {
+		return DefaultSLOWindow
+	}
+	return b.SLOWindow.D()
+}
+
+// ValidateSLOWindow returns an error wrapping ErrInvalidSLOWindow unless w is
+// within [MinSLOWindow, MaxSLOWindow].
+func ValidateSLOWindow(w time.Duration) error {
+	if w < MinSLOWindow || w > MaxSLOWindow {
+		return fmt.Errorf("%w %s: must be within %s..%s (e.g. 720h for 30 days)", ErrInvalidSLOWindow, w, MinSLOWindow, MaxSLOWindow)
+	}
+	return nil
+}
+
+// FleetAggregate is the value of the governance key aggregate: the
+// fleet-wide failure rate (Σ window failures / Σ window calls over every
+// breaker) as the watchdog last computed it.
+type FleetAggregate struct {
+	// FailureRate is the failure fraction, 0..1; 0 when there is no call.
+	FailureRate float64 `json:"failure_rate"`
+	// Breakers is the number of breakers it was computed over.
+	Breakers  int       `json:"breakers"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
 }
 
 // ValidateSLOTarget returns an error wrapping ErrInvalidSLOTarget unless
@@ -213,7 +257,8 @@ func ErrorBudgetRemaining(target float64, total, failed int64) (float64, error) 
 }
 
 // ComputeErrorBudget returns the enabled error-budget state for an SLO target
-// and the calls over its window, as the watchdog stores it.
+// and the calls over its window, as the watchdog stores it. The caller sets
+// SLOWindow.
 func ComputeErrorBudget(target float64, total, failed int64, at time.Time) (ErrorBudget, error) {
 	r, err := ErrorBudgetRemaining(target, total, failed)
 	if err != nil {
@@ -249,6 +294,11 @@ func (g Governance) Validate() error {
 	if g.ErrorBudget.Enabled {
 		if err := ValidateSLOTarget(g.ErrorBudget.SLOTarget); err != nil {
 			errs = append(errs, err)
+		}
+		if w := g.ErrorBudget.SLOWindow; w != 0 {
+			if err := ValidateSLOWindow(w.D()); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		if !(g.ErrorBudget.Remaining >= 0 && g.ErrorBudget.Remaining <= 1) {
 			errs = append(errs, fmt.Errorf("error budget remaining %v must be within [0, 1]", g.ErrorBudget.Remaining))

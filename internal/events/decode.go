@@ -24,7 +24,7 @@ var (
 	outcomeFields          = objectFields{payloadOutcome, []string{"successes", "failures", "slow_calls", "trailing_failures", "failure_types"}}
 	commandFields          = objectFields{payloadCommand, []string{"action", "actor", "reason", "ttl", "trigger_replay", "override_kill_switch", "override", "trigger"}}
 	overrideFields         = objectFields{payloadCommand, []string{"failure_threshold", "failure_rate_threshold", "minimum_calls", "slow_call_rate_threshold", "recovery_timeout"}}
-	governanceFields       = objectFields{payloadGovernance, []string{"action", "level", "actor", "reason"}}
+	governanceFields       = objectFields{payloadGovernance, []string{"action", "level", "slo_target", "slo_window", "actor", "reason"}}
 	deadLetterFields       = objectFields{payloadDeadLetter, []string{"domain", "failure_type", "operation", "idempotency_key", "entity_type", "entity_id", "request", "error_code", "error_message", "priority", "max_retries", "metadata"}}
 	replayReplyFields      = objectFields{payloadReplayReply, []string{"ok", "error", "retryable"}}
 	permitRequestFields    = objectFields{payloadPermitRequest, []string{"node"}}
@@ -128,8 +128,19 @@ func DecodeGovernance(body []byte) (GovernanceCommand, error) {
 	if err := checkSize(payloadGovernance, body, MaxGovernanceBody); err != nil {
 		return GovernanceCommand{}, err
 	}
-	if err := unmarshalStrict(body, &g, governanceFields, nil); err != nil {
+	windowGiven := false
+	err := unmarshalStrict(body, &g, governanceFields, func(_ int, name string, val []byte) error {
+		if name == "slo_window" {
+			windowGiven = true
+			return checkDuration(payloadGovernance, name, val, false)
+		}
+		return nil
+	})
+	if err != nil {
 		return GovernanceCommand{}, err
+	}
+	if windowGiven && g.SLOWindow == 0 {
+		return GovernanceCommand{}, fieldErr(ErrInvalidValue, payloadGovernance, "slo_window", "is 0; omit it for the default (%s) or give %s..%s", domain.DefaultSLOWindow, domain.MinSLOWindow, domain.MaxSLOWindow)
 	}
 	if err := g.Validate(); err != nil {
 		return GovernanceCommand{}, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -137,8 +138,9 @@ func TestDecodeControl(t *testing.T) {
 		`{"action":"half_open"}`,
 		`{"action":"close","actor":"a","reason":"r","trigger_replay":true,"ttl":"1s"}`,
 		`{"action":"open","actor":"a","reason":"r","ttl":"168h","trigger":"manual"}`,
-		`{"action":"clear_override","actor":"watchdog","reason":"expired","trigger":"override_expired"}`,
-		`{"action":"auto","actor":"watchdog","reason":"expired","trigger":"manual_expired"}`,
+		`{"action":"half_open","trigger":"manual_expired"}`,
+		`{"action":"half_open","trigger":"override_expired"}`,
+		`{"action":"clear_override","actor":"a","reason":"r","trigger":"manual"}`,
 		`{"action":"disable","actor":"a","reason":"r","override":null,"trigger":null}`,
 		`{"action":"metrics_only","actor":"a","reason":"r"}`,
 	} {
@@ -197,6 +199,8 @@ func TestDecodeControlRefuses(t *testing.T) {
 		refusal{"manual trigger on half_open", `{"action":"half_open","trigger":"manual"}`, ErrInvalidValue, "trigger", `is "manual"`},
 		refusal{"fold-only trigger", `{"action":"open",` + ar + `,"trigger":"half_open_failure"}`, ErrInvalidValue, "trigger", `action "open" takes manual`},
 		refusal{"recovery trigger on close", `{"action":"close",` + ar + `,"trigger":"recovery_timeout"}`, ErrInvalidValue, "trigger", `"recovery_timeout"`},
+		refusal{"expiry trigger on clear_override", `{"action":"clear_override",` + ar + `,"trigger":"override_expired"}`, ErrInvalidValue, "trigger", `action "clear_override" takes manual or none`},
+		refusal{"expiry trigger on auto", `{"action":"auto",` + ar + `,"trigger":"manual_expired"}`, ErrInvalidValue, "trigger", `action "auto" takes manual or none`},
 	))
 }
 
@@ -221,7 +225,7 @@ func TestDecodeGovernanceRefuses(t *testing.T) {
 	const ar = `"actor":"a","reason":"r"`
 	runRefusals(t, DecodeGovernance, append(slicesClone(syntaxRefusals),
 		refusal{"too large", `{"action":"kill_switch_on",` + ar + `,"x":"` + strings.Repeat("x", MaxGovernanceBody) + `"}`, ErrTooLarge, "", "at most 16384"},
-		refusal{"missing action", `{` + ar + `}`, ErrMissingField, "action", "is required (one of kill_switch_on|kill_switch_off|set_emergency_level)"},
+		refusal{"missing action", `{` + ar + `}`, ErrMissingField, "action", "is required (one of kill_switch_on|kill_switch_off|set_emergency_level|set_slo_target)"},
 		refusal{"unknown action", `{"action":"panic",` + ar + `}`, ErrInvalidValue, "action", `is "panic"`},
 		refusal{"level missing", `{"action":"set_emergency_level",` + ar + `}`, ErrMissingField, "level", "required for set_emergency_level"},
 		refusal{"level 4", `{"action":"set_emergency_level","level":4,` + ar + `}`, ErrInvalidValue, "level", "is 4; want 0..3"},
@@ -232,7 +236,49 @@ func TestDecodeGovernanceRefuses(t *testing.T) {
 		refusal{"no actor", `{"action":"kill_switch_on","reason":"r"}`, ErrMissingField, "actor", "is required"},
 		refusal{"no reason", `{"action":"kill_switch_off","actor":"a"}`, ErrMissingField, "reason", "is required"},
 		refusal{"duplicate action", `{"action":"kill_switch_on","action":"kill_switch_off",` + ar + `}`, ErrDuplicateField, "action", "more than once"},
+		refusal{"slo target missing", `{"action":"set_slo_target",` + ar + `}`, ErrMissingField, "slo_target", "required for set_slo_target"},
+		refusal{"slo target null", `{"action":"set_slo_target","slo_target":null,` + ar + `}`, ErrMissingField, "slo_target", "required for set_slo_target"},
+		refusal{"slo target 1", `{"action":"set_slo_target","slo_target":1,` + ar + `}`, ErrInvalidValue, "slo_target", "is 1; want a fraction"},
+		refusal{"slo target 99.9", `{"action":"set_slo_target","slo_target":99.9,` + ar + `}`, ErrInvalidValue, "slo_target", "is 99.9"},
+		refusal{"slo target negative", `{"action":"set_slo_target","slo_target":-0.5,` + ar + `}`, ErrInvalidValue, "slo_target", "is -0.5"},
+		refusal{"slo target string", `{"action":"set_slo_target","slo_target":"0.999",` + ar + `}`, ErrInvalidValue, "slo_target", ""},
+		refusal{"slo window too short", `{"action":"set_slo_target","slo_target":0.99,"slo_window":"10m",` + ar + `}`, ErrInvalidValue, "slo_window", "is 10m0s; want 1h0m0s..2160h0m0s"},
+		refusal{"slo window too long", `{"action":"set_slo_target","slo_target":0.99,"slo_window":"2161h",` + ar + `}`, ErrInvalidValue, "slo_window", "want 1h0m0s..2160h0m0s"},
+		refusal{"slo window zero", `{"action":"set_slo_target","slo_target":0.99,"slo_window":"0s",` + ar + `}`, ErrInvalidValue, "slo_window", "is 0; omit it"},
+		refusal{"slo window not a duration", `{"action":"set_slo_target","slo_target":0.99,"slo_window":"30 days",` + ar + `}`, ErrInvalidValue, "slo_window", "30 days"},
+		refusal{"slo window null", `{"action":"set_slo_target","slo_target":0.99,"slo_window":null,` + ar + `}`, ErrInvalidValue, "slo_window", "is null"},
+		refusal{"slo window with the gate off", `{"action":"set_slo_target","slo_target":0,"slo_window":"720h",` + ar + `}`, ErrInvalidValue, "slo_window", "slo_target 0"},
+		refusal{"slo target on kill switch", `{"action":"kill_switch_on","slo_target":0.999,` + ar + `}`, ErrInvalidValue, "slo_target", "only set_slo_target"},
+		refusal{"slo window on emergency level", `{"action":"set_emergency_level","level":1,"slo_window":"720h",` + ar + `}`, ErrInvalidValue, "slo_window", "only set_slo_target"},
+		refusal{"level on slo target", `{"action":"set_slo_target","slo_target":0.999,"level":1,` + ar + `}`, ErrInvalidValue, "level", "only set_emergency_level"},
 	))
+}
+
+func TestDecodeGovernanceSLOTarget(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		body   string
+		target float64
+		window time.Duration
+	}{
+		{"target and window", `{"action":"set_slo_target","slo_target":0.999,"slo_window":"720h","actor":"sre","reason":"q3 objective"}`, 0.999, 720 * time.Hour},
+		{"default window", `{"action":"set_slo_target","slo_target":0.95,"actor":"sre","reason":"r"}`, 0.95, 0},
+		{"gate off", `{"action":"set_slo_target","slo_target":0,"actor":"sre","reason":"r"}`, 0, 0},
+		{"shortest window", `{"action":"set_slo_target","slo_target":0.5,"slo_window":"1h","actor":"sre","reason":"r"}`, 0.5, time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := DecodeGovernance([]byte(tt.body))
+			require.NoError(t, err)
+			require.Equal(t, ActionSetSLOTarget, got.Action)
+			require.NotNil(t, got.SLOTarget)
+			require.Equal(t, tt.target, *got.SLOTarget)
+			require.Equal(t, tt.window, got.SLOWindow.D())
+			require.Nil(t, got.Level)
+		})
+	}
 }
 
 const goodDeadLetter = `{"domain": "external_service", "failure_type": "PG_TIMEOUT", "operation": "charge",

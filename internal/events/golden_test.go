@@ -46,6 +46,8 @@ func goldens() []golden {
 			Trigger: domain.TriggerRecoveryTimeout}, decoderOf(DecodeControl)},
 		{"governance_command.json", GovernanceCommand{Action: ActionSetEmergencyLevel,
 			Level: ptr(domain.EmergencyLevel2), Actor: "incident-commander", Reason: "INC-4711"}, decoderOf(DecodeGovernance)},
+		{"governance_command_slo_target.json", GovernanceCommand{Action: ActionSetSLOTarget, SLOTarget: ptr(0.999),
+			SLOWindow: domain.Duration(30 * 24 * time.Hour), Actor: "sre-lead", Reason: "fleet SLO for Q3"}, decoderOf(DecodeGovernance)},
 		{"governance_command_kill_switch.json", GovernanceCommand{Action: ActionKillSwitchOn,
 			Actor: "incident-commander", Reason: "INC-4711"}, decoderOf(DecodeGovernance)},
 		{"dead_letter.json", DeadLetter{Domain: domain.DomainExternalService, FailureType: "PG_TIMEOUT",

@@ -169,12 +169,12 @@ type BreakerCommand struct {
 
 const payloadCommand = "breaker command"
 
-// commandTriggers lists the triggers each action may carry besides none.
+// commandTriggers lists the triggers each action may carry besides none. The
+// watchdog sends every deadline as a half_open command whose trigger names
+// the deadline; the other actions are an operator's.
 var commandTriggers = map[domain.Action][]domain.Trigger{
 	domain.ActionHalfOpen: {domain.TriggerRecoveryTimeout, domain.TriggerStuckHalfOpen,
 		domain.TriggerManualExpired, domain.TriggerOverrideExpired},
-	domain.ActionClearOverride: {domain.TriggerOverrideExpired},
-	domain.ActionAuto:          {domain.TriggerManualExpired},
 }
 
 // Validate checks the command: a known action; actor and reason for manual
@@ -182,9 +182,8 @@ var commandTriggers = map[domain.Action][]domain.Trigger{
 // trigger_replay only on close; override_kill_switch only on manual actions;
 // override present exactly for the override action, with at least one field
 // and every field in range; trigger allowed for the action (half_open:
-// recovery_timeout, stuck_half_open, manual_expired, override_expired;
-// clear_override: override_expired; auto: manual_expired; otherwise none or
-// manual).
+// recovery_timeout, stuck_half_open, manual_expired, override_expired or
+// none; every other action: manual or none).
 func (c BreakerCommand) Validate() error {
 	if c.Action == "" {
 		return fieldErr(ErrMissingField, payloadCommand, "action", "is required (one of %s)", list(domain.Actions))
@@ -285,10 +284,13 @@ const (
 	ActionKillSwitchOn      GovernanceAction = "kill_switch_on"
 	ActionKillSwitchOff     GovernanceAction = "kill_switch_off"
 	ActionSetEmergencyLevel GovernanceAction = "set_emergency_level"
+	// ActionSetSLOTarget sets the fleet's SLO target and window, which turn
+	// the error-budget gate on; a target of 0 turns it off.
+	ActionSetSLOTarget GovernanceAction = "set_slo_target"
 )
 
 // GovernanceActions lists every governance action.
-var GovernanceActions = []GovernanceAction{ActionKillSwitchOn, ActionKillSwitchOff, ActionSetEmergencyLevel}
+var GovernanceActions = []GovernanceAction{ActionKillSwitchOn, ActionKillSwitchOff, ActionSetEmergencyLevel, ActionSetSLOTarget}
 
 // Valid reports whether a is a known governance action.
 func (a GovernanceAction) Valid() bool { return oneOf(a, GovernanceActions) }
@@ -297,16 +299,26 @@ func (a GovernanceAction) Valid() bool { return oneOf(a, GovernanceActions) }
 type GovernanceCommand struct {
 	Action GovernanceAction `json:"action"`
 	// Level is required for set_emergency_level (0..3) and refused otherwise.
-	Level  *domain.EmergencyLevel `json:"level,omitempty"`
-	Actor  string                 `json:"actor"`
-	Reason string                 `json:"reason"`
+	Level *domain.EmergencyLevel `json:"level,omitempty"`
+	// SLOTarget is required for set_slo_target and refused otherwise: the
+	// success objective in (0, 1), e.g. 0.999, or 0 to turn the error-budget
+	// gate off.
+	SLOTarget *float64 `json:"slo_target,omitempty"`
+	// SLOWindow is the window of the objective for set_slo_target (e.g.
+	// "720h"); omitted means domain.DefaultSLOWindow (30 days). Refused with
+	// a target of 0 and for other actions.
+	SLOWindow domain.Duration `json:"slo_window,omitempty"`
+	Actor     string          `json:"actor"`
+	Reason    string          `json:"reason"`
 }
 
 const payloadGovernance = "governance command"
 
 // Validate checks the command: a known action, a level in 0..3 exactly for
-// set_emergency_level, and actor and reason (every governance action is
-// manual).
+// set_emergency_level, slo_target (0, or in (0, 1)) exactly for
+// set_slo_target with an optional slo_window within
+// [domain.MinSLOWindow, domain.MaxSLOWindow] when the target is not 0, and
+// actor and reason (every governance action is manual).
 func (g GovernanceCommand) Validate() error {
 	if g.Action == "" {
 		return fieldErr(ErrMissingField, payloadGovernance, "action", "is required (one of %s)", list(GovernanceActions))
@@ -323,6 +335,30 @@ func (g GovernanceCommand) Validate() error {
 		}
 	} else if g.Level != nil {
 		return fieldErr(ErrInvalidValue, payloadGovernance, "level", "is given for action %q; only set_emergency_level takes a level", g.Action)
+	}
+	if g.Action == ActionSetSLOTarget {
+		if g.SLOTarget == nil {
+			return fieldErr(ErrMissingField, payloadGovernance, "slo_target", "is required for set_slo_target (e.g. 0.999, or 0 to turn the error-budget gate off)")
+		}
+		t := *g.SLOTarget
+		if t != 0 && domain.ValidateSLOTarget(t) != nil {
+			return fieldErr(ErrInvalidValue, payloadGovernance, "slo_target", "is %v; want a fraction greater than 0 and less than 1 (e.g. 0.999), or 0 to turn the gate off", t)
+		}
+		if g.SLOWindow != 0 {
+			if t == 0 {
+				return fieldErr(ErrInvalidValue, payloadGovernance, "slo_window", "is given with slo_target 0; turning the gate off takes no window")
+			}
+			if w := g.SLOWindow.D(); w < domain.MinSLOWindow || w > domain.MaxSLOWindow {
+				return fieldErr(ErrInvalidValue, payloadGovernance, "slo_window", "is %s; want %s..%s", g.SLOWindow, domain.MinSLOWindow, domain.MaxSLOWindow)
+			}
+		}
+	} else {
+		if g.SLOTarget != nil {
+			return fieldErr(ErrInvalidValue, payloadGovernance, "slo_target", "is given for action %q; only set_slo_target takes one", g.Action)
+		}
+		if g.SLOWindow != 0 {
+			return fieldErr(ErrInvalidValue, payloadGovernance, "slo_window", "is given for action %q; only set_slo_target takes one", g.Action)
+		}
 	}
 	if err := checkText(payloadGovernance, "actor", g.Actor, MaxActorLen, true, false); err != nil {
 		return err
