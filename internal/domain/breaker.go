@@ -488,16 +488,40 @@ func (f *folder) permit() {
 
 // tick expires a forced mode and an override whose time has come.
 func (f *folder) tick() {
+	_ = f.expireManual()
+	_ = f.expireOverride()
+}
+
+// expireManual ends a forced mode whose expiry has passed: the breaker moves
+// to HALF_OPEN in mode auto (trigger manual_expired). The error says why
+// there was nothing to expire (ErrNoChange).
+func (f *folder) expireManual() error {
 	b := &f.b
-	if (b.Mode == ModeForcedOpen || b.Mode == ModeForcedClosed) && b.Manual != nil &&
-		!b.Manual.ExpiresAt.IsZero() && !f.now.Before(b.Manual.ExpiresAt) {
-		b.Manual = nil
-		f.halfOpen(TriggerManualExpired, 0)
+	if (b.Mode != ModeForcedOpen && b.Mode != ModeForcedClosed) || b.Manual == nil || b.Manual.ExpiresAt.IsZero() {
+		return fmt.Errorf("%w: mode %s has no expiry", ErrNoChange, b.Mode)
 	}
-	if b.Override != nil && !b.Override.Active(f.now) {
-		b.Override = nil
-		f.transition(b.State, b.Mode, TriggerOverrideExpired, "", "", false)
+	if f.now.Before(b.Manual.ExpiresAt) {
+		return fmt.Errorf("%w: mode %s expires at %s", ErrNoChange, b.Mode, b.Manual.ExpiresAt.Format(time.RFC3339))
 	}
+	b.Manual = nil
+	f.halfOpen(TriggerManualExpired, 0)
+	return nil
+}
+
+// expireOverride removes a threshold override whose expiry has passed, state
+// and mode unchanged (trigger override_expired). The error says why there was
+// nothing to remove (ErrNoChange).
+func (f *folder) expireOverride() error {
+	b := &f.b
+	if b.Override == nil {
+		return fmt.Errorf("%w: no override", ErrNoChange)
+	}
+	if b.Override.Active(f.now) {
+		return fmt.Errorf("%w: override expires at %s", ErrNoChange, b.Override.ExpiresAt.Format(time.RFC3339))
+	}
+	b.Override = nil
+	f.transition(b.State, b.Mode, TriggerOverrideExpired, "", "", false)
+	return nil
 }
 
 // command applies a breaker command.
@@ -608,14 +632,30 @@ func (f *folder) setMode(c Command) error {
 	return nil
 }
 
-// halfOpenCommand applies the watchdog's half_open command.
+// halfOpenCommand applies the watchdog's half_open command. Its trigger names
+// the deadline that passed: recovery_timeout (or none) moves an OPEN auto
+// breaker past recovery_at to HALF_OPEN; stuck_half_open restarts a full
+// half-open window older than half_open_stuck_timeout; manual_expired ends a
+// forced mode past its expiry (to HALF_OPEN, mode auto); override_expired
+// removes an expired threshold override. A deadline that has not passed, or
+// was already handled, changes nothing (ErrNotOpen, ErrModeNotAuto,
+// ErrRecoveryNotDue, ErrNotStuck, ErrNoChange).
 func (f *folder) halfOpenCommand(c Command) error {
 	b := &f.b
+	switch c.Trigger {
+	case TriggerManualExpired:
+		return f.expireManual()
+	case TriggerOverrideExpired:
+		return f.expireOverride()
+	case TriggerStuckHalfOpen, TriggerRecoveryTimeout, "":
+	default:
+		return fmt.Errorf("%w: half_open with trigger %q, want recovery_timeout, stuck_half_open, manual_expired or override_expired",
+			ErrInvalidCommand, c.Trigger)
+	}
 	if b.Mode != ModeAuto {
 		return fmt.Errorf("%w: mode is %s", ErrModeNotAuto, b.Mode)
 	}
-	switch c.Trigger {
-	case TriggerStuckHalfOpen:
+	if c.Trigger == TriggerStuckHalfOpen {
 		if b.State != StateHalfOpen {
 			return fmt.Errorf("%w: state is %s", ErrNotStuck, b.State)
 		}
@@ -624,18 +664,15 @@ func (f *folder) halfOpenCommand(c Command) error {
 				b.HalfOpen.Issued, b.HalfOpen.Permits, b.HalfOpen.StartedAt.Format(time.RFC3339))
 		}
 		f.halfOpen(TriggerStuckHalfOpen, 0)
-	case TriggerRecoveryTimeout, "":
-		if b.State != StateOpen {
-			return fmt.Errorf("%w: state is %s", ErrNotOpen, b.State)
-		}
-		if f.now.Before(b.RecoveryAt) {
-			return fmt.Errorf("%w: recovery_at is %s", ErrRecoveryNotDue, b.RecoveryAt.Format(time.RFC3339))
-		}
-		f.halfOpen(TriggerRecoveryTimeout, 0)
-	default:
-		return fmt.Errorf("%w: half_open with trigger %q, want recovery_timeout or stuck_half_open",
-			ErrInvalidCommand, c.Trigger)
+		return nil
 	}
+	if b.State != StateOpen {
+		return fmt.Errorf("%w: state is %s", ErrNotOpen, b.State)
+	}
+	if f.now.Before(b.RecoveryAt) {
+		return fmt.Errorf("%w: recovery_at is %s", ErrRecoveryNotDue, b.RecoveryAt.Format(time.RFC3339))
+	}
+	f.halfOpen(TriggerRecoveryTimeout, 0)
 	return nil
 }
 

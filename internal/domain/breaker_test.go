@@ -586,7 +586,58 @@ func TestBreakerHalfOpenCommand(t *testing.T) {
 	t.Run("unknown trigger", func(t *testing.T) {
 		t.Parallel()
 		h := newBrk(t, domain.DefaultConfig())
-		require.ErrorIs(t, h.cmd(watchdog(domain.TriggerManualExpired)).Err, domain.ErrInvalidCommand)
+		for _, tr := range []domain.Trigger{domain.TriggerAuto, domain.TriggerManual, domain.TriggerHalfOpenFailure, "boom"} {
+			require.ErrorIs(t, h.cmd(watchdog(tr)).Err, domain.ErrInvalidCommand, tr)
+		}
+	})
+	t.Run("manual_expired", func(t *testing.T) {
+		t.Parallel()
+		for _, action := range []domain.Action{domain.ActionOpen, domain.ActionClose} {
+			h := newBrk(t, domain.DefaultConfig())
+			require.ErrorIs(t, h.cmd(watchdog(domain.TriggerManualExpired)).Err, domain.ErrNoChange, "auto has no expiry")
+			c := manual(action)
+			c.TTL = domain.Duration(10 * time.Minute)
+			require.True(t, h.cmd(c).Applied)
+			res := h.at(10*time.Minute - time.Second).cmd(watchdog(domain.TriggerManualExpired))
+			require.ErrorIs(t, res.Err, domain.ErrNoChange, "%s: not expired yet", action)
+			require.False(t, res.Changed)
+
+			h.env.Governance.KillSwitch.Active = true // an expiry is not a manual action
+			res = h.at(10 * time.Minute).cmd(watchdog(domain.TriggerManualExpired))
+			require.True(t, res.Applied, "%s: %v", action, res.Err)
+			tr := h.last()
+			require.Equal(t, domain.TriggerManualExpired, tr.Trigger)
+			require.Equal(t, domain.TransitionHalfOpened, tr.Kind())
+			require.Equal(t, domain.StateHalfOpen, h.b.State)
+			require.Equal(t, domain.ModeAuto, h.b.Mode)
+			require.Nil(t, h.b.Manual)
+			require.Equal(t, "wd-manual_expired", h.b.LastCommandID)
+
+			res = h.cmd(domain.Command{ID: "again", Action: domain.ActionHalfOpen, Trigger: domain.TriggerManualExpired})
+			require.ErrorIs(t, res.Err, domain.ErrNoChange, "a second expiry changes nothing")
+		}
+	})
+	t.Run("manual_expired leaves disable alone", func(t *testing.T) {
+		t.Parallel()
+		h := newBrk(t, domain.DefaultConfig())
+		require.True(t, h.cmd(manual(domain.ActionDisable)).Applied)
+		require.ErrorIs(t, h.at(1000*time.Hour).cmd(watchdog(domain.TriggerManualExpired)).Err, domain.ErrNoChange)
+		require.Equal(t, domain.ModeDisabled, h.b.Mode)
+	})
+	t.Run("override_expired", func(t *testing.T) {
+		t.Parallel()
+		h := newBrk(t, domain.DefaultConfig())
+		require.ErrorIs(t, h.cmd(watchdog(domain.TriggerOverrideExpired)).Err, domain.ErrNoChange, "no override")
+		c := manual(domain.ActionOverride)
+		c.TTL = domain.Duration(time.Minute)
+		require.True(t, h.cmd(c).Applied)
+		require.ErrorIs(t, h.at(59*time.Second).cmd(watchdog(domain.TriggerOverrideExpired)).Err, domain.ErrNoChange, "still active")
+		res := h.at(time.Minute).cmd(watchdog(domain.TriggerOverrideExpired))
+		require.True(t, res.Applied, "%v", res.Err)
+		require.Equal(t, domain.TriggerOverrideExpired, h.last().Trigger)
+		require.Equal(t, domain.TransitionModeChanged, h.last().Kind())
+		require.Nil(t, h.b.Override)
+		require.Equal(t, domain.StateClosed, h.b.State)
 	})
 	t.Run("not refused by the kill switch", func(t *testing.T) {
 		t.Parallel()
