@@ -163,7 +163,9 @@ func (w *Worker) Start(ctx context.Context) error {
 		return err
 	}
 	if w.permits != nil {
-		if err := w.permits.Start(ctx); err != nil {
+		// The permit server outlives ctx, which bounds the start only; Stop
+		// stops it.
+		if err := w.permits.Start(context.WithoutCancel(ctx)); err != nil {
 			cancel()
 			close(w.mgrDone)
 			return fmt.Errorf("breaker: start permit server: %w", err)
