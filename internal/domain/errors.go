@@ -75,6 +75,9 @@ var (
 	// ErrInvalidSLOWindow reports an SLO window outside
 	// [MinSLOWindow, MaxSLOWindow].
 	ErrInvalidSLOWindow = errors.New("invalid SLO window")
+	// ErrInvalidCell reports a cell id, cell configuration or cell-scoped
+	// breaker name that breaks the cell rules.
+	ErrInvalidCell = errors.New("invalid cell")
 	// ErrInvalidCallCounts reports negative call counts, or more failed calls
 	// than calls, given to the error-budget computation.
 	ErrInvalidCallCounts = errors.New("invalid call counts")
