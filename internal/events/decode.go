@@ -36,6 +36,7 @@ var (
 	replayBatchFields      = objectFields{payloadReplayBatch, []string{"service", "trigger", "actor", "total", "success_count", "failed_count", "skipped_count", "escalated_count", "batches", "governance_blocked", "governance_block_reason", "inflight_skipped", "priority_used", "domains_processed", "started_at", "at"}}
 	governanceChangeFields = objectFields{payloadGovernanceChange, []string{"key", "old", "new", "actor", "reason", "at"}}
 	rejectedFields         = objectFields{payloadRejected, []string{"kind", "code", "subject", "reason", "ce_id", "ce_type", "source", "size", "at"}}
+	slaBreachedFields      = objectFields{payloadSLABreached, []string{"service", "entry_id", "domain", "sla_hours", "at"}}
 )
 
 // DecodeOutcome strictly decodes and validates an outcome report body.
@@ -289,6 +290,12 @@ func DecodeGovernanceChange(body []byte) (GovernanceChange, error) {
 	return g, nil
 }
 
+// DecodeSLABreachedEvent strictly decodes and validates an sla_breached
+// dead-letter event.
+func DecodeSLABreachedEvent(body []byte) (SLABreachedEvent, error) {
+	return decodeEvent[SLABreachedEvent](body, slaBreachedFields)
+}
+
 // DecodeRejected strictly decodes and validates a rejected event.
 func DecodeRejected(body []byte) (Rejected, error) {
 	return decodeEvent[Rejected](body, rejectedFields)
@@ -417,7 +424,7 @@ type Message struct {
 	// Payload is the decoded body, by subject: OutcomeReport, BreakerCommand,
 	// GovernanceCommand, DeadLetter, ReplayDelivery, TransitionEvent,
 	// ReplayEntryEvent (completed, failed, escalated), ReplayBlockedEvent,
-	// ReplayBatchEvent, GovernanceChange or Rejected.
+	// ReplayBatchEvent, GovernanceChange, Rejected or SLABreachedEvent.
 	Payload any
 }
 
@@ -443,6 +450,8 @@ func TypeFor(s Subject) Type {
 		return TypeGovernanceChanged
 	case SubjectRejectedEvent:
 		return TypeRejected
+	case SubjectDLQEvent:
+		return DLQEventKind(s.Name).Type()
 	}
 	return ""
 }
@@ -507,6 +516,12 @@ func Decode(subject string, h nats.Header, body []byte) (Message, error) {
 			err = matchBody(subject, "kind", string(r.Kind), s.Name)
 		}
 		m.Payload = r
+	case SubjectDLQEvent:
+		var e SLABreachedEvent
+		if e, err = DecodeSLABreachedEvent(body); err == nil {
+			err = matchBody(subject, "service", e.Service, s.Service)
+		}
+		m.Payload = e
 	}
 	if err != nil {
 		return Message{}, err

@@ -25,7 +25,7 @@ func MaxBody(t Type) int {
 	case TypeReplay:
 		return MaxRequestSize
 	case TypeBreakerTransition, TypeReplayCompleted, TypeReplayFailed, TypeReplayEscalated,
-		TypeReplayBlocked, TypeReplayBatchCompleted, TypeGovernanceChanged, TypeRejected:
+		TypeReplayBlocked, TypeReplayBatchCompleted, TypeGovernanceChanged, TypeRejected, TypeDLQSLABreached:
 		return MaxEventBody
 	}
 	return 0

@@ -52,12 +52,14 @@ const (
 	TypeReplayBatchCompleted Type = "baldur.replay.batch_completed.v1"
 	TypeGovernanceChanged    Type = "baldur.governance.changed.v1"
 	TypeRejected             Type = "baldur.rejected.v1"
+	// TypeDLQSLABreached is the ce-type of baldur.event.dlq.<svc>.sla_breached.
+	TypeDLQSLABreached Type = "baldur.dlq.sla_breached.v1"
 )
 
 // Types lists every ce-type.
 var Types = []Type{TypeOutcome, TypeControl, TypeGovernance, TypeDLQ, TypeReplay,
 	TypeBreakerTransition, TypeReplayCompleted, TypeReplayFailed, TypeReplayEscalated,
-	TypeReplayBlocked, TypeReplayBatchCompleted, TypeGovernanceChanged, TypeRejected}
+	TypeReplayBlocked, TypeReplayBatchCompleted, TypeGovernanceChanged, TypeRejected, TypeDLQSLABreached}
 
 // Valid reports whether t is a known ce-type.
 func (t Type) Valid() bool { return oneOf(t, Types) }

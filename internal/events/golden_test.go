@@ -85,6 +85,8 @@ func goldens() []golden {
 			Reason: `outcome report: field "trailing_failures" is 5, more than failures (3): events: invalid value`,
 			CEID:   "0b9d5f7e-3c1a-4e2b-9f60-7a8b1c2d3e4f", CEType: "baldur.outcome.v1", Source: "payments-7f9c-2",
 			Size: 71, At: at}, decoderOf(DecodeRejected)},
+		{"dlq_sla_breached.json", SLABreachedEvent{Service: "payments", EntryID: "0b9d5f7e-3c1a-4e2b-9f60-7a8b1c2d3e4f",
+			Domain: domain.DomainExternalService, SLAHours: 24, At: at}, decoderOf(DecodeSLABreachedEvent)},
 	}
 }
 

@@ -949,3 +949,41 @@ func checkToken(payload, field, s string) error {
 	}
 	return nil
 }
+
+// SLABreachedEvent is the body of baldur.event.dlq.<svc>.sla_breached: a dead
+// letter stayed pending longer than its failure domain's SLA (the seed's
+// get_sla_thresholds()). The watchdog publishes it once per entry, when it
+// flags the entry.
+type SLABreachedEvent struct {
+	Service string `json:"service"`
+	EntryID string `json:"entry_id"`
+	// Domain is the entry's failure domain.
+	Domain domain.FailureDomain `json:"domain"`
+	// SLAHours is the domain's threshold when the entry was flagged.
+	SLAHours int `json:"sla_hours"`
+	// At is when the entry was flagged.
+	At time.Time `json:"at"`
+}
+
+const payloadSLABreached = "sla breached event"
+
+// Validate checks the event: a service, an entry id, a known domain, hours
+// within the SLA range, and a time.
+func (e SLABreachedEvent) Validate() error {
+	if err := checkService(payloadSLABreached, e.Service); err != nil {
+		return err
+	}
+	if err := checkText(payloadSLABreached, "entry_id", e.EntryID, MaxKeyLen, true, false); err != nil {
+		return err
+	}
+	if !oneOf(e.Domain, domain.FailureDomains) {
+		return fieldErr(ErrInvalidValue, payloadSLABreached, "domain", "is %q; want one of %s", clip(string(e.Domain), 64), list(domain.FailureDomains))
+	}
+	if e.SLAHours < domain.MinSLAHours || e.SLAHours > domain.MaxSLAHours {
+		return fieldErr(ErrInvalidValue, payloadSLABreached, "sla_hours", "is %d; want %d..%d", e.SLAHours, domain.MinSLAHours, domain.MaxSLAHours)
+	}
+	if e.At.IsZero() {
+		return fieldErr(ErrMissingField, payloadSLABreached, "at", "is required")
+	}
+	return nil
+}

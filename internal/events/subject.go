@@ -27,6 +27,7 @@ const (
 	prefixReplayEvent     = "baldur.event.replay."
 	prefixGovernanceEvent = "baldur.event.governance."
 	prefixRejectedEvent   = "baldur.event.rejected."
+	prefixDLQEvent        = "baldur.event.dlq."
 )
 
 // Wildcard subjects for stream subjects, consumer filters and subscriptions.
@@ -58,6 +59,8 @@ const (
 	FilterGovernanceEvents = "baldur.event.governance.*"
 	// FilterRejectedEvents matches every rejected-input event.
 	FilterRejectedEvents = "baldur.event.rejected.*"
+	// FilterDLQEvents matches every dead-letter event (sla_breached).
+	FilterDLQEvents = "baldur.event.dlq.>"
 )
 
 // Queue groups of the request/reply subjects.
@@ -339,6 +342,40 @@ func GovernanceEventSubject(key GovernanceKey) (string, error) {
 	return prefixGovernanceEvent + string(key), nil
 }
 
+// DLQEventKind names a dead-letter event subject's last token.
+type DLQEventKind string
+
+// Dead-letter events.
+const (
+	// DLQSLABreached: an entry stayed pending longer than its domain's SLA.
+	DLQSLABreached DLQEventKind = "sla_breached"
+)
+
+// DLQEventKinds lists every dead-letter event.
+var DLQEventKinds = []DLQEventKind{DLQSLABreached}
+
+// Valid reports whether k is a known dead-letter event.
+func (k DLQEventKind) Valid() bool { return oneOf(k, DLQEventKinds) }
+
+// Type returns the ce-type of the event.
+func (k DLQEventKind) Type() Type {
+	if k == DLQSLABreached {
+		return TypeDLQSLABreached
+	}
+	return ""
+}
+
+// DLQEventSubject returns baldur.event.dlq.<svc>.<kind>.
+func DLQEventSubject(svc string, kind DLQEventKind) (string, error) {
+	if err := ValidateServiceName(svc); err != nil {
+		return "", err
+	}
+	if !kind.Valid() {
+		return "", fmt.Errorf("%w: unknown dead-letter event %q (want one of %s)", ErrInvalidSubject, clip(string(kind), 64), list(DLQEventKinds))
+	}
+	return prefixDLQEvent + svc + "." + string(kind), nil
+}
+
 // RejectedKind classifies a refused input; it is the last token of
 // baldur.event.rejected.<kind>.
 type RejectedKind string
@@ -390,11 +427,12 @@ const (
 	SubjectReplayEvent
 	SubjectGovernanceEvent
 	SubjectRejectedEvent
+	SubjectDLQEvent
 )
 
 var subjectKindNames = [...]string{"unknown", "outcome", "control", "governance", "dlq",
 	"replay", "permit", "api.dlq", "event.breaker", "event.replay", "event.governance",
-	"event.rejected"}
+	"event.rejected", "event.dlq"}
 
 // String names the kind.
 func (k SubjectKind) String() string {
@@ -412,7 +450,8 @@ type Subject struct {
 	// baldur.governance, baldur.api.dlq.<op>, governance and rejected events.
 	Service string
 	// Name is the last token of subjects that end in a name: the DLQ endpoint,
-	// the breaker or replay event, the governance key or the rejected kind.
+	// the breaker, replay or dead-letter event, the governance key or the
+	// rejected kind.
 	Name string
 }
 
@@ -441,6 +480,8 @@ func (s Subject) String() string {
 		return prefixGovernanceEvent + s.Name
 	case SubjectRejectedEvent:
 		return prefixRejectedEvent + s.Name
+	case SubjectDLQEvent:
+		return prefixDLQEvent + s.Service + "." + s.Name
 	}
 	return ""
 }
@@ -493,7 +534,7 @@ func serviceSubject(subject string, kind SubjectKind, svc string) (Subject, erro
 func parseEventSubject(subject, rest string) (Subject, error) {
 	family, tail, _ := strings.Cut(rest, ".")
 	switch family {
-	case "breaker", "replay":
+	case "breaker", "replay", "dlq":
 		i := strings.LastIndexByte(tail, '.')
 		if i < 0 {
 			return Subject{}, fmt.Errorf("%w: %q: want baldur.event.%s.<service>.<event>", ErrInvalidSubject, clip(subject, 128), family)
@@ -501,6 +542,12 @@ func parseEventSubject(subject, rest string) (Subject, error) {
 		svc, name := tail[:i], tail[i+1:]
 		if err := ValidateServiceName(svc); err != nil {
 			return Subject{}, fmt.Errorf("%w: %q: %w", ErrInvalidSubject, clip(subject, 128), err)
+		}
+		if family == "dlq" {
+			if !DLQEventKind(name).Valid() {
+				return Subject{}, fmt.Errorf("%w: %q: unknown dead-letter event %q (want one of %s)", ErrInvalidSubject, clip(subject, 128), clip(name, 32), list(DLQEventKinds))
+			}
+			return Subject{Kind: SubjectDLQEvent, Service: svc, Name: name}, nil
 		}
 		if family == "breaker" {
 			if !BreakerEvent(name).Valid() {
@@ -523,7 +570,7 @@ func parseEventSubject(subject, rest string) (Subject, error) {
 		}
 		return Subject{Kind: SubjectRejectedEvent, Name: tail}, nil
 	}
-	return Subject{}, fmt.Errorf("%w: %q: unknown event family %q (want breaker, replay, governance or rejected)", ErrInvalidSubject, clip(subject, 128), clip(family, 32))
+	return Subject{}, fmt.Errorf("%w: %q: unknown event family %q (want breaker, replay, dlq, governance or rejected)", ErrInvalidSubject, clip(subject, 128), clip(family, 32))
 }
 
 func oneOf[T ~string](v T, all []T) bool {
