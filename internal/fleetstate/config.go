@@ -3,6 +3,7 @@ package fleetstate
 import (
 	"fmt"
 	"maps"
+	"strings"
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -66,6 +67,11 @@ func (v *View) applyConfig(e jetstream.KeyValueEntry) {
 			v.resolveService(next, svc, raw)
 		}
 		c.services.Store(&next)
+		return
+	}
+	if strings.HasPrefix(key, "_") {
+		// Other fleet-wide settings ("_sla", "_cells") belong to the
+		// watchdog, which reads and validates them itself.
 		return
 	}
 	if err := events.ValidateServiceName(key); err != nil {

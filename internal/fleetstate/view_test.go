@@ -490,3 +490,18 @@ func TestWatchErrors(t *testing.T) {
 	_, err = fleetstate.Watch(ctx, f.env.JS)
 	require.ErrorIs(t, err, context.Canceled)
 }
+
+func TestConfigLeavesOtherFleetSettingsAlone(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t)
+	ctx := context.Background()
+	// "_sla" and "_cells" are the watchdog's settings, not breaker config.
+	_, err := f.top.ConfigKV.Put(ctx, "_sla", []byte(`{"default_hours": 12}`))
+	require.NoError(t, err)
+	_, err = f.top.ConfigKV.Put(ctx, "_cells", []byte(`{"cells": []}`))
+	require.NoError(t, err)
+	var rej rejections
+	v := f.watch(t, fleetstate.WithRejected(rej.add))
+	require.Empty(t, rej.list(), "fleet settings are not refused as bad service names")
+	require.Equal(t, domain.DefaultConfig(), v.Config("payments"))
+}
