@@ -272,10 +272,17 @@ WHERE e.id = due.id
 RETURNING e.id, e.service;
 
 -- name: DeleteExpiredTerminal :execrows
--- Retention: deletes terminal entries whose expires_at is before cutoff.
+-- Retention: deletes at most max_rows terminal entries whose expires_at is
+-- before cutoff, oldest first, skipping rows others hold.
 DELETE FROM dlq_entries
-WHERE expires_at < @cutoff
-  AND status IN ('replayed', 'resolved', 'rejected', 'archived', 'expired', 'permanently_failed');
+WHERE id IN (
+    SELECT d.id FROM dlq_entries d
+    WHERE d.expires_at < @cutoff
+      AND d.status IN ('replayed', 'resolved', 'rejected', 'archived', 'expired', 'permanently_failed')
+    ORDER BY d.expires_at
+    LIMIT @max_rows
+    FOR UPDATE SKIP LOCKED
+);
 
 -- name: MarkSLABreached :many
 -- Flags the pending entries of a domain created at or before created_before

@@ -31,10 +31,14 @@ func (s *Store) ExpireEntries(ctx context.Context, now time.Time, limit int) ([]
 	return out, nil
 }
 
-// DeleteTerminal deletes terminal entries whose expires_at is before cutoff
-// and returns how many it deleted.
-func (s *Store) DeleteTerminal(ctx context.Context, cutoff time.Time) (int64, error) {
-	n, err := s.q.DeleteExpiredTerminal(ctx, cutoff)
+// DeleteTerminal deletes at most limit terminal entries whose expires_at is
+// before cutoff, oldest first, and returns how many it deleted: callers purge
+// in small batches so that no statement holds many rows.
+func (s *Store) DeleteTerminal(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
+	if limit <= 0 {
+		return 0, fmt.Errorf("delete terminal entries: %w: limit %d must be positive", ErrInvalidArgument, limit)
+	}
+	n, err := s.q.DeleteExpiredTerminal(ctx, dbsqlc.DeleteExpiredTerminalParams{Cutoff: cutoff, MaxRows: int32(min(limit, 1<<30))})
 	if err != nil {
 		return 0, fmt.Errorf("delete terminal entries expired before %s: %w", cutoff, err)
 	}

@@ -33,9 +33,14 @@ func TestExpireAndDeleteEntries(t *testing.T) {
 	require.Equal(t, domain.DLQExpired, got.Status)
 	require.Equal(t, domain.ResolutionTTLExpired, got.ResolutionType)
 
-	n, err := s.DeleteTerminal(ctx, t0)
+	n, err := s.DeleteTerminal(ctx, t0, 1)
 	require.NoError(t, err)
 	require.EqualValues(t, 1, n)
+	n, err = s.DeleteTerminal(ctx, t0, 10)
+	require.NoError(t, err)
+	require.Zero(t, n, "nothing else is due")
+	_, err = s.DeleteTerminal(ctx, t0, 0)
+	require.ErrorIs(t, err, store.ErrInvalidArgument)
 	_, err = s.Get(ctx, old.ID)
 	require.ErrorIs(t, err, store.ErrNotFound)
 

@@ -145,7 +145,7 @@ func (d DutyFunc) Run(ctx context.Context, now time.Time) error { return d.Fn(ct
 type Store interface {
 	RescueExpired(ctx context.Context, now time.Time) ([]store.EntryRef, error)
 	ExpireEntries(ctx context.Context, now time.Time, limit int) ([]store.EntryRef, error)
-	DeleteTerminal(ctx context.Context, cutoff time.Time) (int64, error)
+	DeleteTerminal(ctx context.Context, cutoff time.Time, limit int) (int64, error)
 	MarkSLABreached(ctx context.Context, d domain.FailureDomain, createdBefore, now time.Time) ([]store.EntryRef, error)
 	AppendAudit(ctx context.Context, r domain.AuditRecord) (domain.AuditRecord, error)
 }

@@ -75,18 +75,26 @@ func (w *Watchdog) expire(ctx context.Context, now time.Time) error {
 }
 
 // purge deletes terminal entries whose expires_at is more than the retention
-// ago; counted and audited.
+// ago, in batches of cfg.Batch, at most cfg.MaxBatches per tick; counted and
+// audited once per tick.
 func (w *Watchdog) purge(ctx context.Context, now time.Time) error {
-	n, err := w.deps.Store.DeleteTerminal(ctx, now.Add(-w.cfg.Retention))
-	if err != nil {
+	var total int64
+	var err error
+	for range w.cfg.MaxBatches {
+		var n int64
+		n, err = w.deps.Store.DeleteTerminal(ctx, now.Add(-w.cfg.Retention), w.cfg.Batch)
+		total += n
+		if err != nil || n < int64(w.cfg.Batch) {
+			break
+		}
+	}
+	if total == 0 {
 		return err
 	}
-	if n == 0 {
-		return nil
-	}
-	w.stats.purged.Add(n)
-	w.log.InfoContext(ctx, "terminal entries purged", slog.Int64("entries", n))
-	return w.audit(ctx, now, AuditActionPurge, fmt.Sprintf("terminal for longer than the retention (%s after expires_at)", w.cfg.Retention), nil, n)
+	w.stats.purged.Add(total)
+	w.log.InfoContext(ctx, "terminal entries purged", slog.Int64("entries", total))
+	reason := fmt.Sprintf("terminal for longer than the retention (%s after expires_at)", w.cfg.Retention)
+	return errors.Join(err, w.audit(ctx, now, AuditActionPurge, reason, nil, total))
 }
 
 // audit appends one record for a duty's action on refs (or on n entries).

@@ -443,13 +443,25 @@ func (q *Queries) CountPending(ctx context.Context, service string) (int64, erro
 
 const deleteExpiredTerminal = `-- name: DeleteExpiredTerminal :execrows
 DELETE FROM dlq_entries
-WHERE expires_at < $1
-  AND status IN ('replayed', 'resolved', 'rejected', 'archived', 'expired', 'permanently_failed')
+WHERE id IN (
+    SELECT d.id FROM dlq_entries d
+    WHERE d.expires_at < $1
+      AND d.status IN ('replayed', 'resolved', 'rejected', 'archived', 'expired', 'permanently_failed')
+    ORDER BY d.expires_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
 `
 
-// Retention: deletes terminal entries whose expires_at is before cutoff.
-func (q *Queries) DeleteExpiredTerminal(ctx context.Context, cutoff time.Time) (int64, error) {
-	result, err := q.db.Exec(ctx, deleteExpiredTerminal, cutoff)
+type DeleteExpiredTerminalParams struct {
+	Cutoff  time.Time
+	MaxRows int32
+}
+
+// Retention: deletes at most max_rows terminal entries whose expires_at is
+// before cutoff, oldest first, skipping rows others hold.
+func (q *Queries) DeleteExpiredTerminal(ctx context.Context, arg DeleteExpiredTerminalParams) (int64, error) {
+	result, err := q.db.Exec(ctx, deleteExpiredTerminal, arg.Cutoff, arg.MaxRows)
 	if err != nil {
 		return 0, err
 	}
