@@ -253,11 +253,40 @@ type Result struct {
 	// the kill switch was on because it set override_kill_switch; the worker
 	// must audit it.
 	KillSwitchOverridden bool
+	// Archive is set when an archive command was applied: the worker must
+	// delete the breaker's key (by compare-and-set on the revision it read)
+	// and publish Archive as the archived event. The returned breaker is the
+	// one being archived; archiving is not a transition, so its generation
+	// is unchanged. Inputs after it belong to a breaker that starts afresh.
+	Archive *Archival
 	// Err says why a command was refused (ErrKillSwitchOn, ErrInvalidCommand,
 	// ErrOverrideRenewalLimit) or why it changed nothing (ErrNoChange,
 	// ErrNotOpen, ErrModeNotAuto, ErrRecoveryNotDue, ErrNotStuck), why a
 	// report was refused (ErrInvalidReport), or ErrUnknownInput.
 	Err error
+}
+
+// Archival describes a breaker an archive command removed: what the
+// breaker-worker publishes as its archived event.
+type Archival struct {
+	// Service is the breaker's name, "<svc>--<cell>".
+	Service string `json:"service"`
+	// Cell is the cell part of the name.
+	Cell string `json:"cell"`
+	// State and Mode are the breaker's last state and mode.
+	State State `json:"state"`
+	Mode  Mode  `json:"mode"`
+	// Generation is the breaker's last generation, unchanged by archiving.
+	Generation uint64 `json:"generation"`
+	// Trigger is the command's trigger, cell_unmapped.
+	Trigger Trigger `json:"trigger"`
+	// Actor and Reason are the command's.
+	Actor  string `json:"actor"`
+	Reason string `json:"reason"`
+	// At is when the archive command was folded.
+	At time.Time `json:"at"`
+	// Window is the window's totals when it was archived.
+	Window WindowStats `json:"window"`
 }
 
 // NewBreaker returns the breaker of a service that has none yet: closed, auto,
@@ -557,6 +586,8 @@ func (f *folder) command(c Command) {
 		err = f.halfOpenCommand(c)
 	case ActionOverride:
 		err = f.override(c)
+	case ActionArchive:
+		err = f.archive(c)
 	case ActionClearOverride:
 		if b.Override == nil {
 			err = fmt.Errorf("%w: no override to clear", ErrNoChange)
@@ -575,6 +606,30 @@ func (f *folder) command(c Command) {
 	if c.ID != "" {
 		b.LastCommandID = c.ID
 	}
+}
+
+// archive applies `archive`: the breaker must be cell-scoped
+// ("<svc>--<cell>", CellBreakerName) and the command must carry trigger
+// cell_unmapped, an actor and a reason. Nothing about the breaker changes —
+// no transition, no new generation (seed: archiving is not a transition);
+// the result asks the worker to delete it.
+func (f *folder) archive(c Command) error {
+	b := &f.b
+	if c.Trigger != TriggerCellUnmapped {
+		return fmt.Errorf("%w: archive with trigger %q, want %s", ErrInvalidCommand, c.Trigger, TriggerCellUnmapped)
+	}
+	if c.Actor == "" || c.Reason == "" {
+		return fmt.Errorf("%w: archive needs an actor and a reason", ErrInvalidCommand)
+	}
+	_, cell, ok := ParseCellBreakerName(b.Service)
+	if !ok {
+		return fmt.Errorf("%w: %q is not a cell-scoped breaker (<svc>%s<cell>); only those are archived",
+			ErrInvalidCommand, b.Service, CellSeparator)
+	}
+	f.res.Archive = &Archival{Service: b.Service, Cell: cell, State: b.State, Mode: b.Mode,
+		Generation: b.Generation, Trigger: c.Trigger, Actor: c.Actor, Reason: c.Reason,
+		At: f.now, Window: b.Window.WindowStats}
+	return nil
 }
 
 // manualTTL is the ttl of a manual open or close: the command's, else

@@ -52,8 +52,9 @@ func (f *Fold) LastSeq() uint64 { return f.b.LastSeq }
 // ApplyAll folds inputs in order into b at env, as repeated Apply calls would,
 // with one copy of the window for the whole batch. The result's Transitions
 // are all the transitions in order; Changed, Granted, Applied, Ignored and
-// KillSwitchOverridden are true when they are for any input; Err joins the
-// inputs' errors. b is not modified.
+// KillSwitchOverridden are true when they are for any input; Archive is the
+// last input's archival, if any; Err joins the inputs' errors. b is not
+// modified.
 func (b Breaker) ApplyAll(inputs []Input, env Env) (Breaker, Result) {
 	f := Fold{b: b}
 	var (
@@ -68,6 +69,9 @@ func (b Breaker) ApplyAll(inputs []Input, env Env) (Breaker, Result) {
 		total.Applied = total.Applied || r.Applied
 		total.Ignored = total.Ignored || r.Ignored
 		total.KillSwitchOverridden = total.KillSwitchOverridden || r.KillSwitchOverridden
+		if r.Archive != nil {
+			total.Archive = r.Archive
+		}
 		if r.Err != nil {
 			errs = append(errs, r.Err)
 		}

@@ -41,6 +41,10 @@ const (
 	TriggerManualExpired   Trigger = "manual_expired"
 	TriggerOverrideExpired Trigger = "override_expired"
 	TriggerStuckHalfOpen   Trigger = "stuck_half_open"
+	// TriggerCellUnmapped is the trigger of the watchdog's archive command:
+	// the breaker's cell no longer owns its service on the ring. It names
+	// no transition (archiving is not one), only the archived event's cause.
+	TriggerCellUnmapped Trigger = "cell_unmapped"
 )
 
 // Action is what a breaker command asks for.
@@ -56,11 +60,15 @@ const (
 	ActionHalfOpen      Action = "half_open"
 	ActionOverride      Action = "override"
 	ActionClearOverride Action = "clear_override"
+	// ActionArchive deletes a cell-scoped breaker whose cell no longer owns
+	// its service (trigger cell_unmapped). The watchdog sends it; it is not
+	// a manual action and not a transition.
+	ActionArchive Action = "archive"
 )
 
 // Actions lists every breaker command action, in the order of the contract.
 var Actions = []Action{ActionOpen, ActionClose, ActionAuto, ActionDisable, ActionMetricsOnly,
-	ActionHalfOpen, ActionOverride, ActionClearOverride}
+	ActionHalfOpen, ActionOverride, ActionClearOverride, ActionArchive}
 
 // Valid reports whether a is a known action.
 func (a Action) Valid() bool {
@@ -73,8 +81,8 @@ func (a Action) Valid() bool {
 }
 
 // Manual reports whether a is an operator's manual action, which needs an actor
-// and a reason and is refused while the kill switch is on. half_open is sent by
-// the watchdog and is not manual.
+// and a reason and is refused while the kill switch is on. half_open and
+// archive are sent by the watchdog and are not manual.
 func (a Action) Manual() bool {
 	switch a {
 	case ActionOpen, ActionClose, ActionAuto, ActionDisable, ActionMetricsOnly,
@@ -108,7 +116,8 @@ type Command struct {
 	OverrideKillSwitch bool               `json:"override_kill_switch,omitempty"`
 	Override           *ThresholdOverride `json:"override,omitempty"`
 	// Trigger is set by the watchdog on half_open commands (recovery_timeout,
-	// stuck_half_open) and on expiry commands; empty means manual.
+	// stuck_half_open), on expiry commands and on archive commands
+	// (cell_unmapped); empty means manual.
 	Trigger Trigger `json:"trigger,omitempty"`
 }
 
