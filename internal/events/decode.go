@@ -37,6 +37,7 @@ var (
 	governanceChangeFields = objectFields{payloadGovernanceChange, []string{"key", "old", "new", "actor", "reason", "at"}}
 	rejectedFields         = objectFields{payloadRejected, []string{"kind", "code", "subject", "reason", "ce_id", "ce_type", "source", "size", "at"}}
 	slaBreachedFields      = objectFields{payloadSLABreached, []string{"service", "entry_id", "domain", "sla_hours", "at"}}
+	archivedFields         = objectFields{payloadArchived, []string{"service", "cell", "state", "mode", "generation", "trigger", "actor", "reason", "at", "window"}}
 )
 
 // DecodeOutcome strictly decodes and validates an outcome report body.
@@ -260,6 +261,27 @@ func DecodeTransitionEvent(body []byte) (TransitionEvent, error) {
 	return e, nil
 }
 
+// DecodeArchivedEvent strictly decodes and validates an archived breaker
+// event.
+func DecodeArchivedEvent(body []byte) (ArchivedEvent, error) {
+	var e ArchivedEvent
+	if err := checkSize(payloadArchived, body, MaxEventBody); err != nil {
+		return ArchivedEvent{}, err
+	}
+	if err := unmarshalStrict(body, &e, archivedFields, func(_ int, name string, val []byte) error {
+		if name == "window" && !bytes.Equal(val, []byte("null")) {
+			return scanObject(val, "window.", windowFields, nil)
+		}
+		return nil
+	}); err != nil {
+		return ArchivedEvent{}, err
+	}
+	if err := e.Validate(); err != nil {
+		return ArchivedEvent{}, err
+	}
+	return e, nil
+}
+
 // DecodeReplayEntryEvent strictly decodes and validates a completed, failed
 // or escalated replay event.
 func DecodeReplayEntryEvent(body []byte) (ReplayEntryEvent, error) {
@@ -423,6 +445,7 @@ type Message struct {
 	Envelope Envelope
 	// Payload is the decoded body, by subject: OutcomeReport, BreakerCommand,
 	// GovernanceCommand, DeadLetter, ReplayDelivery, TransitionEvent,
+	// ArchivedEvent (baldur.event.breaker.<svc>.archived),
 	// ReplayEntryEvent (completed, failed, escalated), ReplayBlockedEvent,
 	// ReplayBatchEvent, GovernanceChange, Rejected or SLABreachedEvent.
 	Payload any
@@ -443,7 +466,7 @@ func TypeFor(s Subject) Type {
 	case SubjectReplay:
 		return TypeReplay
 	case SubjectBreakerEvent:
-		return TypeBreakerTransition
+		return BreakerEvent(s.Name).Type()
 	case SubjectReplayEvent:
 		return ReplayEventKind(s.Name).Type()
 	case SubjectGovernanceEvent:
@@ -494,6 +517,14 @@ func Decode(subject string, h nats.Header, body []byte) (Message, error) {
 	case SubjectReplay:
 		m.Payload, err = parseReplayDelivery(s.Service, h, body)
 	case SubjectBreakerEvent:
+		if s.Name == string(BreakerArchived) {
+			var ev ArchivedEvent
+			if ev, err = DecodeArchivedEvent(body); err == nil {
+				err = matchBody(subject, "service", ev.Service, s.Service)
+			}
+			m.Payload = ev
+			break
+		}
 		var ev TransitionEvent
 		if ev, err = DecodeTransitionEvent(body); err == nil {
 			err = matchBody(subject, "service", ev.Service, s.Service)

@@ -24,7 +24,7 @@ func MaxBody(t Type) int {
 		return MaxDeadLetterBody
 	case TypeReplay:
 		return MaxRequestSize
-	case TypeBreakerTransition, TypeReplayCompleted, TypeReplayFailed, TypeReplayEscalated,
+	case TypeBreakerTransition, TypeBreakerArchived, TypeReplayCompleted, TypeReplayFailed, TypeReplayEscalated,
 		TypeReplayBlocked, TypeReplayBatchCompleted, TypeGovernanceChanged, TypeRejected, TypeDLQSLABreached:
 		return MaxEventBody
 	}

@@ -21,7 +21,8 @@ const (
 	HeaderTime        = "ce-time"
 	HeaderContentType = "content-type"
 	// HeaderMsgID is JetStream's de-duplication header; it equals ce-id except
-	// on transition events, where it is "<svc>.<generation>".
+	// on transition events, where it is "<svc>.<generation>", and archived
+	// events, "<svc>.<generation>.archived".
 	HeaderMsgID = nats.MsgIdHdr
 )
 
@@ -45,6 +46,8 @@ const (
 	TypeDLQ                  Type = "baldur.dlq.v1"
 	TypeReplay               Type = "baldur.replay.v1"
 	TypeBreakerTransition    Type = "baldur.breaker.transition.v1"
+	// TypeBreakerArchived is the ce-type of baldur.event.breaker.<svc>.archived.
+	TypeBreakerArchived Type = "baldur.breaker.archived.v1"
 	TypeReplayCompleted      Type = "baldur.replay.completed.v1"
 	TypeReplayFailed         Type = "baldur.replay.failed.v1"
 	TypeReplayEscalated      Type = "baldur.replay.escalated.v1"
@@ -59,7 +62,8 @@ const (
 // Types lists every ce-type.
 var Types = []Type{TypeOutcome, TypeControl, TypeGovernance, TypeDLQ, TypeReplay,
 	TypeBreakerTransition, TypeReplayCompleted, TypeReplayFailed, TypeReplayEscalated,
-	TypeReplayBlocked, TypeReplayBatchCompleted, TypeGovernanceChanged, TypeRejected, TypeDLQSLABreached}
+	TypeReplayBlocked, TypeReplayBatchCompleted, TypeGovernanceChanged, TypeRejected, TypeDLQSLABreached,
+	TypeBreakerArchived}
 
 // Valid reports whether t is a known ce-type.
 func (t Type) Valid() bool { return oneOf(t, Types) }
@@ -77,8 +81,9 @@ type Envelope struct {
 	Time time.Time
 	// SpecVersion is ce-specversion; Header writes SpecVersion when empty.
 	SpecVersion string
-	// MsgID is the Nats-Msg-Id when it is not ID (transition events, see
-	// TransitionMsgID); empty means Nats-Msg-Id = ID.
+	// MsgID is the Nats-Msg-Id when it is not ID (transition and archived
+	// events, see TransitionMsgID and ArchivedMsgID); empty means
+	// Nats-Msg-Id = ID.
 	MsgID string
 }
 
@@ -116,6 +121,32 @@ func TransitionEventID(svc string, gen uint64) uuid.UUID {
 func NewTransitionEnvelope(source string, ev TransitionEvent) Envelope {
 	env := NewEnvelope(TypeBreakerTransition, TransitionEventID(ev.Service, ev.Generation), source, ev.At)
 	env.MsgID = TransitionMsgID(ev.Service, ev.Generation)
+	return env
+}
+
+// archivedNamespace is the UUID namespace of archived event ids.
+var archivedNamespace = uuid.MustParse("9d3e6b1a-47c2-4f08-b5e9-0a6c1d2f7e43")
+
+// ArchivedMsgID returns the Nats-Msg-Id of the archived event of breaker svc
+// at generation gen: "<svc>.<generation>.archived". A worker that archives
+// the same breaker again after a crash uses the same id, so JetStream keeps
+// one event.
+func ArchivedMsgID(svc string, gen uint64) string {
+	return TransitionMsgID(svc, gen) + "." + string(BreakerArchived)
+}
+
+// ArchivedEventID returns the ce-id of the archived event of svc at
+// generation gen: a name-based (version 5) UUID of ArchivedMsgID.
+func ArchivedEventID(svc string, gen uint64) uuid.UUID {
+	return uuid.NewSHA1(archivedNamespace, []byte(ArchivedMsgID(svc, gen)))
+}
+
+// NewArchivedEnvelope returns the envelope of an archived event: ce-type
+// baldur.breaker.archived.v1, ce-id ArchivedEventID, ce-time ev.At and
+// Nats-Msg-Id ArchivedMsgID.
+func NewArchivedEnvelope(source string, ev ArchivedEvent) Envelope {
+	env := NewEnvelope(TypeBreakerArchived, ArchivedEventID(ev.Service, ev.Generation), source, ev.At)
+	env.MsgID = ArchivedMsgID(ev.Service, ev.Generation)
 	return env
 }
 
@@ -256,7 +287,7 @@ func ParseEnvelope(h nats.Header) (Envelope, error) {
 		return Envelope{}, err
 	}
 	if ok && !strings.EqualFold(msgID, e.ID) {
-		if e.Type != TypeBreakerTransition {
+		if e.Type != TypeBreakerTransition && e.Type != TypeBreakerArchived {
 			return Envelope{}, fmt.Errorf("%w: Nats-Msg-Id %q differs from ce-id %q", ErrInvalidHeader, clip(msgID, 64), e.ID)
 		}
 		e.MsgID = msgID

@@ -67,6 +67,20 @@ func TestTransitionEnvelope(t *testing.T) {
 	require.Equal(t, env, got)
 }
 
+func TestArchivedEnvelope(t *testing.T) {
+	t.Parallel()
+	ev := ArchivedEvent{Service: "payments--eu2", Generation: 7, At: testTime}
+	env := NewArchivedEnvelope("worker-2", ev)
+	require.Equal(t, TypeBreakerArchived, env.Type)
+	require.Equal(t, "payments--eu2.7.archived", env.MsgID)
+	require.Equal(t, ArchivedEventID("payments--eu2", 7).String(), env.ID)
+	require.Equal(t, env.ID, NewArchivedEnvelope("worker-9", ev).ID, "another writer emits the same ce-id")
+	require.NotEqual(t, env.ID, TransitionEventID("payments--eu2", 7).String(), "not the transition's id")
+	got, err := ParseEnvelope(env.Header())
+	require.NoError(t, err)
+	require.Equal(t, env, got)
+}
+
 func TestParseEnvelopeLenient(t *testing.T) {
 	t.Parallel()
 	h := nats.Header{

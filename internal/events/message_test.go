@@ -31,6 +31,8 @@ func TestDecodeMessages(t *testing.T) {
 	t.Parallel()
 	tr := TransitionEvent{}
 	require.NoError(t, json.Unmarshal(readGolden(t, "transition_event.json"), &tr))
+	arch := ArchivedEvent{}
+	require.NoError(t, json.Unmarshal(readGolden(t, "breaker_archived_event.json"), &arch))
 	tests := []struct {
 		subject string
 		header  nats.Header
@@ -43,6 +45,7 @@ func TestDecodeMessages(t *testing.T) {
 		{"baldur.dlq.payments", headerOf(TypeDLQ), "dead_letter.json", DeadLetter{}},
 		{"baldur.event.breaker.payments.opened", NewTransitionEnvelope("w-1", tr).Header(), "transition_event.json", TransitionEvent{}},
 		{"baldur.event.breaker.payments.closed", headerOf(TypeBreakerTransition), "transition_event_closed.json", TransitionEvent{}},
+		{"baldur.event.breaker.payments--eu2.archived", NewArchivedEnvelope("w-1", arch).Header(), "breaker_archived_event.json", ArchivedEvent{}},
 		{"baldur.event.replay.payments.completed", headerOf(TypeReplayCompleted), "replay_completed.json", ReplayEntryEvent{}},
 		{"baldur.event.replay.payments.failed", headerOf(TypeReplayFailed), "replay_failed.json", ReplayEntryEvent{}},
 		{"baldur.event.replay.payments.escalated", headerOf(TypeReplayEscalated), "replay_escalated.json", ReplayEntryEvent{}},
@@ -177,6 +180,22 @@ func TestEventRefusals(t *testing.T) {
 			{"window rate", `{` + base + `,"window":{"failure_rate":101}}`, ErrInvalidValue, "window.failure_rate", "is 101"},
 			{"window negative", `{` + base + `,"window":{"failures":-1}}`, ErrInvalidValue, "window", "negative"},
 			{"window unknown field", `{` + base + `,"window":{"calls":1}}`, ErrUnknownField, "window.calls", "not part"},
+		})
+	})
+	t.Run("archived", func(t *testing.T) {
+		t.Parallel()
+		base := `"service":"payments--eu2","cell":"eu2","state":"closed","mode":"auto","trigger":"cell_unmapped","actor":"wd","reason":"r",` + at
+		runRefusals(t, DecodeArchivedEvent, []refusal{
+			{"no cell in the name", `{"service":"payments","cell":"eu2","state":"closed","mode":"auto","trigger":"cell_unmapped","actor":"wd","reason":"r",` + at + `}`, ErrInvalidValue, "service", "not a cell-scoped breaker"},
+			{"cell differs", `{"service":"payments--eu2","cell":"eu3","state":"closed","mode":"auto","trigger":"cell_unmapped","actor":"wd","reason":"r",` + at + `}`, ErrInvalidValue, "cell", `names cell "eu2"`},
+			{"bad state", `{"service":"payments--eu2","cell":"eu2","state":"gone","mode":"auto","trigger":"cell_unmapped","actor":"wd","reason":"r",` + at + `}`, ErrInvalidValue, "state", `"gone"`},
+			{"no mode", `{"service":"payments--eu2","cell":"eu2","state":"closed","trigger":"cell_unmapped","actor":"wd","reason":"r",` + at + `}`, ErrInvalidValue, "mode", `""`},
+			{"transition trigger", `{"service":"payments--eu2","cell":"eu2","state":"closed","mode":"auto","trigger":"manual","actor":"wd","reason":"r",` + at + `}`, ErrInvalidValue, "trigger", "want cell_unmapped"},
+			{"no actor", `{"service":"payments--eu2","cell":"eu2","state":"closed","mode":"auto","trigger":"cell_unmapped","reason":"r",` + at + `}`, ErrMissingField, "actor", "is required"},
+			{"no reason", `{"service":"payments--eu2","cell":"eu2","state":"closed","mode":"auto","trigger":"cell_unmapped","actor":"wd",` + at + `}`, ErrMissingField, "reason", "is required"},
+			{"no time", `{"service":"payments--eu2","cell":"eu2","state":"closed","mode":"auto","trigger":"cell_unmapped","actor":"wd","reason":"r"}`, ErrMissingField, "at", "is required"},
+			{"window unknown field", `{` + base + `,"window":{"calls":1}}`, ErrUnknownField, "window.calls", "not part"},
+			{"unknown field", `{` + base + `,"state_json":{}}`, ErrUnknownField, "state_json", "not part"},
 		})
 	})
 	t.Run("replay entry", func(t *testing.T) {

@@ -175,6 +175,13 @@ const payloadCommand = "breaker command"
 var commandTriggers = map[domain.Action][]domain.Trigger{
 	domain.ActionHalfOpen: {domain.TriggerRecoveryTimeout, domain.TriggerStuckHalfOpen,
 		domain.TriggerManualExpired, domain.TriggerOverrideExpired},
+	domain.ActionArchive: {domain.TriggerCellUnmapped},
+}
+
+// watchdogAction reports whether a is sent by the watchdog: its trigger list
+// is the whole list, with no manual trigger.
+func watchdogAction(a domain.Action) bool {
+	return a == domain.ActionHalfOpen || a == domain.ActionArchive
 }
 
 // Validate checks the command: a known action; actor and reason for manual
@@ -183,7 +190,8 @@ var commandTriggers = map[domain.Action][]domain.Trigger{
 // override present exactly for the override action, with at least one field
 // and every field in range; trigger allowed for the action (half_open:
 // recovery_timeout, stuck_half_open, manual_expired, override_expired or
-// none; every other action: manual or none).
+// none; archive: cell_unmapped, required, with an actor and a reason; every
+// other action: manual or none).
 func (c BreakerCommand) Validate() error {
 	if c.Action == "" {
 		return fieldErr(ErrMissingField, payloadCommand, "action", "is required (one of %s)", list(domain.Actions))
@@ -192,11 +200,15 @@ func (c BreakerCommand) Validate() error {
 		return fieldErr(ErrInvalidValue, payloadCommand, "action", "is %q; want one of %s", clip(string(c.Action), 64), list(domain.Actions))
 	}
 	manual := c.Action.Manual()
-	if err := checkText(payloadCommand, "actor", c.Actor, MaxActorLen, manual, false); err != nil {
+	archive := c.Action == domain.ActionArchive
+	if err := checkText(payloadCommand, "actor", c.Actor, MaxActorLen, manual || archive, false); err != nil {
 		return err
 	}
-	if err := checkText(payloadCommand, "reason", c.Reason, MaxReasonLen, manual, false); err != nil {
+	if err := checkText(payloadCommand, "reason", c.Reason, MaxReasonLen, manual || archive, false); err != nil {
 		return err
+	}
+	if archive && c.Trigger == "" {
+		return fieldErr(ErrMissingField, payloadCommand, "trigger", "is required for action \"archive\" (%s)", domain.TriggerCellUnmapped)
 	}
 	if c.TTL != 0 {
 		switch c.Action {
@@ -226,7 +238,7 @@ func (c BreakerCommand) Validate() error {
 	}
 	if c.Trigger != "" {
 		allowed := commandTriggers[c.Action]
-		if c.Action != domain.ActionHalfOpen {
+		if !watchdogAction(c.Action) {
 			allowed = append([]domain.Trigger{domain.TriggerManual}, allowed...)
 		}
 		if !oneOf(c.Trigger, allowed) {
@@ -634,6 +646,67 @@ func (e TransitionEvent) Validate() error {
 		return fieldErr(ErrMissingField, payloadTransition, "at", "is required")
 	}
 	return validateWindow(payloadTransition, e.Window)
+}
+
+// ArchivedEvent is the body of baldur.event.breaker.<svc>.archived: a
+// cell-scoped breaker whose cell no longer owns its service on the ring was
+// deleted by a breaker-worker applying the watchdog's archive command. It
+// is emitted once (Nats-Msg-Id "<svc>.<generation>.archived") and carries
+// the breaker's last state. Archiving is not a transition: Generation is
+// the breaker's last one.
+type ArchivedEvent struct {
+	Service    string         `json:"service"`
+	Cell       string         `json:"cell"`
+	State      domain.State   `json:"state"`
+	Mode       domain.Mode    `json:"mode"`
+	Generation uint64         `json:"generation"`
+	Trigger    domain.Trigger `json:"trigger"`
+	Actor      string         `json:"actor"`
+	Reason     string         `json:"reason"`
+	At         time.Time      `json:"at"`
+	Window     WindowSummary  `json:"window"`
+}
+
+// NewArchivedEvent returns the event of a breaker the fold archived.
+// ArchivedEvent has exactly the fields of domain.Archival, so this is a
+// conversion that stops compiling if the two drift apart.
+func NewArchivedEvent(a domain.Archival) ArchivedEvent { return ArchivedEvent(a) }
+
+const payloadArchived = "archived event"
+
+// Validate checks the event: a cell-scoped service whose cell is Cell, a
+// known state and mode, trigger cell_unmapped, an actor, a reason, a time
+// and a sane window.
+func (e ArchivedEvent) Validate() error {
+	if err := checkService(payloadArchived, e.Service); err != nil {
+		return err
+	}
+	_, cell, ok := domain.ParseCellBreakerName(e.Service)
+	if !ok {
+		return fieldErr(ErrInvalidValue, payloadArchived, "service", "is %q, not a cell-scoped breaker <svc>%s<cell>", e.Service, domain.CellSeparator)
+	}
+	if e.Cell != cell {
+		return fieldErr(ErrInvalidValue, payloadArchived, "cell", "is %q; the service %q names cell %q", clip(e.Cell, 64), e.Service, cell)
+	}
+	if err := checkState(payloadArchived, "state", e.State); err != nil {
+		return err
+	}
+	if !oneOf(e.Mode, modes) {
+		return fieldErr(ErrInvalidValue, payloadArchived, "mode", "is %q; want one of %s", clip(string(e.Mode), 64), list(modes))
+	}
+	if e.Trigger != domain.TriggerCellUnmapped {
+		return fieldErr(ErrInvalidValue, payloadArchived, "trigger", "is %q; want %s", clip(string(e.Trigger), 64), domain.TriggerCellUnmapped)
+	}
+	if err := checkText(payloadArchived, "actor", e.Actor, MaxActorLen, true, false); err != nil {
+		return err
+	}
+	if err := checkText(payloadArchived, "reason", e.Reason, MaxReasonLen, true, false); err != nil {
+		return err
+	}
+	if e.At.IsZero() {
+		return fieldErr(ErrMissingField, payloadArchived, "at", "is required")
+	}
+	return validateWindow(payloadArchived, e.Window)
 }
 
 // ReplayEntryEvent is the body of the replay events about one entry:

@@ -226,13 +226,26 @@ const (
 	BreakerHalfOpened  BreakerEvent = "half_opened"
 	BreakerClosed      BreakerEvent = "closed"
 	BreakerModeChanged BreakerEvent = "mode_changed"
+	// BreakerArchived is not a transition: a cell-scoped breaker whose cell
+	// no longer owns its service was deleted (ce-type
+	// baldur.breaker.archived.v1, body ArchivedEvent).
+	BreakerArchived BreakerEvent = "archived"
 )
 
 // BreakerEvents lists every breaker event.
-var BreakerEvents = []BreakerEvent{BreakerOpened, BreakerHalfOpened, BreakerClosed, BreakerModeChanged}
+var BreakerEvents = []BreakerEvent{BreakerOpened, BreakerHalfOpened, BreakerClosed, BreakerModeChanged, BreakerArchived}
 
 // Valid reports whether e is a known breaker event.
 func (e BreakerEvent) Valid() bool { return oneOf(e, BreakerEvents) }
+
+// Type returns the ce-type of the event: baldur.breaker.archived.v1 for
+// archived, baldur.breaker.transition.v1 for the transitions.
+func (e BreakerEvent) Type() Type {
+	if e == BreakerArchived {
+		return TypeBreakerArchived
+	}
+	return TypeBreakerTransition
+}
 
 // BreakerEventFor returns the event of a transition to state to: opened,
 // half_opened or closed. A transition that leaves the state as it was (a mode
