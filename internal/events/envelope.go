@@ -40,14 +40,14 @@ type Type string
 
 // The ce-types of the contract (DESIGN §3).
 const (
-	TypeOutcome              Type = "baldur.outcome.v1"
-	TypeControl              Type = "baldur.control.v1"
-	TypeGovernance           Type = "baldur.governance.v1"
-	TypeDLQ                  Type = "baldur.dlq.v1"
-	TypeReplay               Type = "baldur.replay.v1"
-	TypeBreakerTransition    Type = "baldur.breaker.transition.v1"
+	TypeOutcome           Type = "baldur.outcome.v1"
+	TypeControl           Type = "baldur.control.v1"
+	TypeGovernance        Type = "baldur.governance.v1"
+	TypeDLQ               Type = "baldur.dlq.v1"
+	TypeReplay            Type = "baldur.replay.v1"
+	TypeBreakerTransition Type = "baldur.breaker.transition.v1"
 	// TypeBreakerArchived is the ce-type of baldur.event.breaker.<svc>.archived.
-	TypeBreakerArchived Type = "baldur.breaker.archived.v1"
+	TypeBreakerArchived      Type = "baldur.breaker.archived.v1"
 	TypeReplayCompleted      Type = "baldur.replay.completed.v1"
 	TypeReplayFailed         Type = "baldur.replay.failed.v1"
 	TypeReplayEscalated      Type = "baldur.replay.escalated.v1"
