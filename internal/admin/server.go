@@ -1,0 +1,261 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/baldurfleet/baldur/internal/topology"
+)
+
+// Defaults of Config.
+const (
+	// DefaultAddr is the listen address when Config.Addr is empty.
+	DefaultAddr = "127.0.0.1:8080"
+	// DefaultRecentEvents is how many recent fleet events the dashboard
+	// keeps when Config.RecentEvents is zero.
+	DefaultRecentEvents = 50
+	// DefaultDLQPoll is how often the DLQ depth is read when
+	// Config.DLQPoll is zero.
+	DefaultDLQPoll = 5 * time.Second
+	// DefaultHeartbeat is how often an idle SSE stream sends a comment so
+	// that proxies keep it open, when Config.Heartbeat is zero.
+	DefaultHeartbeat = 15 * time.Second
+	// DefaultActor is the actor of a write without an X-Baldur-Actor
+	// header.
+	DefaultActor = "dashboard"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Addr is the address Start listens on ("127.0.0.1:8080" when empty;
+	// port 0 picks a free port, see Server.Addr).
+	Addr string
+	// AdminToken is the bearer token writes need. When empty, every write
+	// is refused with 403 (set it with --admin-token or BALDUR_ADMIN_TOKEN).
+	AdminToken string
+	// RecentEvents is how many recent fleet events the dashboard shows
+	// (DefaultRecentEvents when zero).
+	RecentEvents int
+	// DLQPoll is how often the DLQ depth is read for the dashboard
+	// (DefaultDLQPoll when zero).
+	DLQPoll time.Duration
+	// Heartbeat is the SSE keep-alive interval (DefaultHeartbeat when zero).
+	Heartbeat time.Duration
+	// Logger receives the server's logs; nil discards them.
+	Logger *slog.Logger
+	// Clock is the time of DLQ polls; nil is time.Now.
+	Clock func() time.Time
+}
+
+// Deps are the fleet connections a Server uses.
+type Deps struct {
+	// JetStream reads the breaker and governance buckets and the events
+	// stream. Required.
+	JetStream jetstream.JetStream
+	// Operator performs the writes and the DLQ and audit reads
+	// (an *opsclient.Client). Required.
+	Operator Operator
+}
+
+// Server is the admin HTTP API and dashboard. Create it with New, serve it
+// with Start (or mount Handler), and stop it with Stop.
+type Server struct {
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	live    *live
+	handler http.Handler
+
+	mu      sync.Mutex
+	started bool
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	http    *http.Server
+	ln      net.Listener
+	consume jetstream.ConsumeContext
+	serveWG sync.WaitGroup
+}
+
+// New returns a server for cfg and deps. It does no I/O: Start connects the
+// live feeds and listens.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if deps.JetStream == nil {
+		return nil, fmt.Errorf("%w: Deps.JetStream is required", ErrConfig)
+	}
+	if deps.Operator == nil {
+		return nil, fmt.Errorf("%w: Deps.Operator is required", ErrConfig)
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = DefaultAddr
+	}
+	if cfg.RecentEvents == 0 {
+		cfg.RecentEvents = DefaultRecentEvents
+	}
+	if cfg.DLQPoll == 0 {
+		cfg.DLQPoll = DefaultDLQPoll
+	}
+	if cfg.Heartbeat == 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	switch {
+	case cfg.RecentEvents < 0 || cfg.RecentEvents > 1000:
+		return nil, fmt.Errorf("%w: RecentEvents %d outside 0..1000", ErrConfig, cfg.RecentEvents)
+	case cfg.DLQPoll < 100*time.Millisecond:
+		return nil, fmt.Errorf("%w: DLQPoll %s is below 100ms", ErrConfig, cfg.DLQPoll)
+	case cfg.Heartbeat < 0:
+		return nil, fmt.Errorf("%w: Heartbeat %s is negative", ErrConfig, cfg.Heartbeat)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	log := cfg.Logger.With(slog.String("component", "admin"))
+	s := &Server{cfg: cfg, deps: deps, log: log, live: newLive(log, cfg.RecentEvents)}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Handler returns the server's HTTP handler: the API under /api/ and the
+// dashboard at /. The live parts (breaker grid, governance, events, SSE)
+// show data once Start (or StartFeeds) ran.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// StartFeeds starts the live feeds without listening: the watches of
+// baldur_breakers and baldur_governance (it returns once their current
+// values are loaded), the tail of BALDUR_EVENTS and the DLQ poll. Use it when
+// mounting Handler on a server of your own; Start calls it.
+func (s *Server) StartFeeds(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return ErrStarted
+	}
+	if err := s.startFeedsLocked(ctx); err != nil {
+		return err
+	}
+	s.started = true
+	return nil
+}
+
+func (s *Server) startFeedsLocked(ctx context.Context) error {
+	life, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	fail := func(what string, err error) error {
+		cancel()
+		s.wg.Wait()
+		if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("admin: %s: %w (start a breaker-worker, which creates the topology)", what, err)
+		}
+		return fmt.Errorf("admin: %s: %w", what, err)
+	}
+	for _, b := range []struct {
+		name  string
+		apply func(jetstream.KeyValueEntry)
+	}{
+		{topology.BucketBreakers, s.live.applyBreaker},
+		{topology.BucketGovernance, s.live.applyGovernance},
+	} {
+		kv, err := s.deps.JetStream.KeyValue(ctx, b.name)
+		if err != nil {
+			return fail("bucket "+b.name, err)
+		}
+		if err := watchBucket(ctx, life, kv, b.apply, &s.wg); err != nil {
+			return fail("watch "+b.name, err)
+		}
+	}
+	cc, err := tailEvents(ctx, s.deps.JetStream, s.cfg.RecentEvents, s.live.addEvent)
+	if err != nil {
+		return fail("tail "+topology.StreamEvents, err)
+	}
+	s.consume = cc
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		pollDLQ(life, s.cfg.DLQPoll, s.cfg.Clock, dlqStats(s.deps.Operator), s.live.setDLQ)
+	}()
+	s.cancel = cancel
+	return nil
+}
+
+// Start starts the live feeds (StartFeeds) and serves HTTP on cfg.Addr. An
+// address that cannot be listened on (a port already taken) is an error
+// wrapping ErrListen that names the address.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return ErrStarted
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("%w on %s: %w (is another process using the port? choose another with --http-addr)", ErrListen, s.cfg.Addr, err)
+	}
+	if err := s.startFeedsLocked(ctx); err != nil {
+		_ = ln.Close()
+		return err
+	}
+	s.ln = ln
+	s.http = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.serveWG.Add(1)
+	go func() {
+		defer s.serveWG.Done()
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("admin: serve", slog.Any("error", err))
+		}
+	}()
+	s.started = true
+	s.log.Info("admin: listening", slog.String("addr", ln.Addr().String()))
+	return nil
+}
+
+// Addr returns the address the server listens on (with the port chosen when
+// cfg.Addr had port 0), or "" before Start.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Stop stops serving (SSE streams end, other requests get until ctx ends to
+// finish) and stops the live feeds. It is safe to call more than once.
+func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.started {
+		return nil
+	}
+	s.started = false
+	var err error
+	s.live.closeAll() // ends the SSE streams, so Shutdown does not wait on them
+	if s.cancel != nil {
+		s.cancel()
+	}
+	if s.http != nil {
+		err = s.http.Shutdown(ctx)
+		s.serveWG.Wait()
+		s.http, s.ln = nil, nil
+	}
+	if s.consume != nil {
+		s.consume.Stop()
+		s.consume = nil
+	}
+	s.wg.Wait()
+	return err
+}
