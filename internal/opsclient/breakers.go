@@ -80,9 +80,7 @@ func (c *Client) Breakers(ctx context.Context) ([]domain.Breaker, error) {
 	for k := range lister.Keys() {
 		keys = append(keys, k)
 	}
-	if err := lister.Stop(); err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
-		return nil, natsErr("list breakers", err)
-	}
+	_ = lister.Stop() // the listing has ended; Stop only releases it
 	slices.Sort(keys)
 	out := make([]domain.Breaker, 0, len(keys))
 	for _, k := range keys {
