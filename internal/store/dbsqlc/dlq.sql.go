@@ -81,7 +81,7 @@ SET status = 'replaying',
     updated_at = $2::timestamptz
 FROM picked
 WHERE e.id = picked.id
-RETURNING e.id, e.service, e.domain, e.failure_type, e.operation, e.idempotency_key, e.entity_type, e.entity_id, e.request, e.error_code, e.error_message, e.priority, e.priority_rank, e.metadata, e.status, e.retry_count, e.max_retries, e.last_retry_at, e.next_attempt_at, e.last_error, e.error_history, e.resolution_type, e.resolution_note, e.recommended_action, e.resolved_at, e.lease_owner, e.fencing_token, e.sla_breached_at, e.created_at, e.updated_at, e.expires_at
+RETURNING e.id, e.service, e.domain, e.failure_type, e.operation, e.idempotency_key, e.entity_type, e.entity_id, e.request, e.error_code, e.error_message, e.priority, e.priority_rank, e.metadata, e.status, e.retry_count, e.max_retries, e.last_retry_at, e.next_attempt_at, e.last_error, e.error_history, e.resolution_type, e.resolution_note, e.recommended_action, e.resolved_at, e.lease_owner, e.fencing_token, e.sla_breached_at, e.created_at, e.updated_at, e.expires_at, e.trace_context
 `
 
 type ClaimBatchParams struct {
@@ -141,6 +141,7 @@ func (q *Queries) ClaimBatch(ctx context.Context, arg ClaimBatchParams) ([]DlqEn
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.ExpiresAt,
+			&i.TraceContext,
 		); err != nil {
 			return nil, err
 		}
@@ -175,7 +176,7 @@ SET status = 'replaying',
     updated_at = $2::timestamptz
 FROM picked
 WHERE e.id = picked.id
-RETURNING e.id, e.service, e.domain, e.failure_type, e.operation, e.idempotency_key, e.entity_type, e.entity_id, e.request, e.error_code, e.error_message, e.priority, e.priority_rank, e.metadata, e.status, e.retry_count, e.max_retries, e.last_retry_at, e.next_attempt_at, e.last_error, e.error_history, e.resolution_type, e.resolution_note, e.recommended_action, e.resolved_at, e.lease_owner, e.fencing_token, e.sla_breached_at, e.created_at, e.updated_at, e.expires_at
+RETURNING e.id, e.service, e.domain, e.failure_type, e.operation, e.idempotency_key, e.entity_type, e.entity_id, e.request, e.error_code, e.error_message, e.priority, e.priority_rank, e.metadata, e.status, e.retry_count, e.max_retries, e.last_retry_at, e.next_attempt_at, e.last_error, e.error_history, e.resolution_type, e.resolution_note, e.recommended_action, e.resolved_at, e.lease_owner, e.fencing_token, e.sla_breached_at, e.created_at, e.updated_at, e.expires_at, e.trace_context
 `
 
 type ClaimEntriesParams struct {
@@ -236,6 +237,7 @@ func (q *Queries) ClaimEntries(ctx context.Context, arg ClaimEntriesParams) ([]D
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.ExpiresAt,
+			&i.TraceContext,
 		); err != nil {
 			return nil, err
 		}
@@ -256,7 +258,7 @@ SET status = $1,
     recommended_action = '',
     updated_at = $4::timestamptz
 WHERE id = $5 AND status = ANY($6::text[])
-RETURNING id, service, domain, failure_type, operation, idempotency_key, entity_type, entity_id, request, error_code, error_message, priority, priority_rank, metadata, status, retry_count, max_retries, last_retry_at, next_attempt_at, last_error, error_history, resolution_type, resolution_note, recommended_action, resolved_at, lease_owner, fencing_token, sla_breached_at, created_at, updated_at, expires_at
+RETURNING id, service, domain, failure_type, operation, idempotency_key, entity_type, entity_id, request, error_code, error_message, priority, priority_rank, metadata, status, retry_count, max_retries, last_retry_at, next_attempt_at, last_error, error_history, resolution_type, resolution_note, recommended_action, resolved_at, lease_owner, fencing_token, sla_breached_at, created_at, updated_at, expires_at, trace_context
 `
 
 type CloseEntryParams struct {
@@ -312,6 +314,7 @@ func (q *Queries) CloseEntry(ctx context.Context, arg CloseEntryParams) (DlqEntr
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.ExpiresAt,
+		&i.TraceContext,
 	)
 	return i, err
 }
@@ -520,7 +523,7 @@ func (q *Queries) ExpireEntries(ctx context.Context, arg ExpireEntriesParams) ([
 }
 
 const getEntry = `-- name: GetEntry :one
-SELECT id, service, domain, failure_type, operation, idempotency_key, entity_type, entity_id, request, error_code, error_message, priority, priority_rank, metadata, status, retry_count, max_retries, last_retry_at, next_attempt_at, last_error, error_history, resolution_type, resolution_note, recommended_action, resolved_at, lease_owner, fencing_token, sla_breached_at, created_at, updated_at, expires_at FROM dlq_entries WHERE id = $1
+SELECT id, service, domain, failure_type, operation, idempotency_key, entity_type, entity_id, request, error_code, error_message, priority, priority_rank, metadata, status, retry_count, max_retries, last_retry_at, next_attempt_at, last_error, error_history, resolution_type, resolution_note, recommended_action, resolved_at, lease_owner, fencing_token, sla_breached_at, created_at, updated_at, expires_at, trace_context FROM dlq_entries WHERE id = $1
 `
 
 func (q *Queries) GetEntry(ctx context.Context, id string) (DlqEntry, error) {
@@ -558,6 +561,7 @@ func (q *Queries) GetEntry(ctx context.Context, id string) (DlqEntry, error) {
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.ExpiresAt,
+		&i.TraceContext,
 	)
 	return i, err
 }
@@ -694,7 +698,7 @@ func (q *Queries) InsertEntries(ctx context.Context, arg InsertEntriesParams) ([
 }
 
 const listEntries = `-- name: ListEntries :many
-SELECT id, service, domain, failure_type, operation, idempotency_key, entity_type, entity_id, request, error_code, error_message, priority, priority_rank, metadata, status, retry_count, max_retries, last_retry_at, next_attempt_at, last_error, error_history, resolution_type, resolution_note, recommended_action, resolved_at, lease_owner, fencing_token, sla_breached_at, created_at, updated_at, expires_at FROM dlq_entries
+SELECT id, service, domain, failure_type, operation, idempotency_key, entity_type, entity_id, request, error_code, error_message, priority, priority_rank, metadata, status, retry_count, max_retries, last_retry_at, next_attempt_at, last_error, error_history, resolution_type, resolution_note, recommended_action, resolved_at, lease_owner, fencing_token, sla_breached_at, created_at, updated_at, expires_at, trace_context FROM dlq_entries
 WHERE ($1::text IS NULL OR service = $1::text)
   AND ($2::text[] IS NULL OR status = ANY($2::text[]))
   AND ($3::text IS NULL OR domain = $3::text)
@@ -772,6 +776,7 @@ func (q *Queries) ListEntries(ctx context.Context, arg ListEntriesParams) ([]Dlq
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.ExpiresAt,
+			&i.TraceContext,
 		); err != nil {
 			return nil, err
 		}
@@ -784,7 +789,7 @@ func (q *Queries) ListEntries(ctx context.Context, arg ListEntriesParams) ([]Dlq
 }
 
 const lockClaimedEntry = `-- name: LockClaimedEntry :one
-SELECT e.id, e.service, e.domain, e.failure_type, e.operation, e.idempotency_key, e.entity_type, e.entity_id, e.request, e.error_code, e.error_message, e.priority, e.priority_rank, e.metadata, e.status, e.retry_count, e.max_retries, e.last_retry_at, e.next_attempt_at, e.last_error, e.error_history, e.resolution_type, e.resolution_note, e.recommended_action, e.resolved_at, e.lease_owner, e.fencing_token, e.sla_breached_at, e.created_at, e.updated_at, e.expires_at
+SELECT e.id, e.service, e.domain, e.failure_type, e.operation, e.idempotency_key, e.entity_type, e.entity_id, e.request, e.error_code, e.error_message, e.priority, e.priority_rank, e.metadata, e.status, e.retry_count, e.max_retries, e.last_retry_at, e.next_attempt_at, e.last_error, e.error_history, e.resolution_type, e.resolution_note, e.recommended_action, e.resolved_at, e.lease_owner, e.fencing_token, e.sla_breached_at, e.created_at, e.updated_at, e.expires_at, e.trace_context
 FROM dlq_entries e
 JOIN replay_leases l ON l.service = e.service
 WHERE e.id = $1
@@ -838,12 +843,13 @@ func (q *Queries) LockClaimedEntry(ctx context.Context, arg LockClaimedEntryPara
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.ExpiresAt,
+		&i.TraceContext,
 	)
 	return i, err
 }
 
 const lockEntry = `-- name: LockEntry :one
-SELECT id, service, domain, failure_type, operation, idempotency_key, entity_type, entity_id, request, error_code, error_message, priority, priority_rank, metadata, status, retry_count, max_retries, last_retry_at, next_attempt_at, last_error, error_history, resolution_type, resolution_note, recommended_action, resolved_at, lease_owner, fencing_token, sla_breached_at, created_at, updated_at, expires_at FROM dlq_entries WHERE id = $1 FOR UPDATE
+SELECT id, service, domain, failure_type, operation, idempotency_key, entity_type, entity_id, request, error_code, error_message, priority, priority_rank, metadata, status, retry_count, max_retries, last_retry_at, next_attempt_at, last_error, error_history, resolution_type, resolution_note, recommended_action, resolved_at, lease_owner, fencing_token, sla_breached_at, created_at, updated_at, expires_at, trace_context FROM dlq_entries WHERE id = $1 FOR UPDATE
 `
 
 // The entry, row-locked until the transaction ends.
@@ -882,6 +888,7 @@ func (q *Queries) LockEntry(ctx context.Context, id string) (DlqEntry, error) {
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.ExpiresAt,
+		&i.TraceContext,
 	)
 	return i, err
 }
@@ -955,7 +962,7 @@ SET status = 'pending',
     resolved_at = NULL,
     updated_at = $1::timestamptz
 WHERE id = $2 AND status = ANY($3::text[])
-RETURNING id, service, domain, failure_type, operation, idempotency_key, entity_type, entity_id, request, error_code, error_message, priority, priority_rank, metadata, status, retry_count, max_retries, last_retry_at, next_attempt_at, last_error, error_history, resolution_type, resolution_note, recommended_action, resolved_at, lease_owner, fencing_token, sla_breached_at, created_at, updated_at, expires_at
+RETURNING id, service, domain, failure_type, operation, idempotency_key, entity_type, entity_id, request, error_code, error_message, priority, priority_rank, metadata, status, retry_count, max_retries, last_retry_at, next_attempt_at, last_error, error_history, resolution_type, resolution_note, recommended_action, resolved_at, lease_owner, fencing_token, sla_breached_at, created_at, updated_at, expires_at, trace_context
 `
 
 type RequeueEntryParams struct {
@@ -1001,6 +1008,7 @@ func (q *Queries) RequeueEntry(ctx context.Context, arg RequeueEntryParams) (Dlq
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.ExpiresAt,
+		&i.TraceContext,
 	)
 	return i, err
 }
@@ -1088,7 +1096,7 @@ UPDATE dlq_entries
 SET status = $1,
     updated_at = $2::timestamptz
 WHERE id = $3 AND status = ANY($4::text[])
-RETURNING id, service, domain, failure_type, operation, idempotency_key, entity_type, entity_id, request, error_code, error_message, priority, priority_rank, metadata, status, retry_count, max_retries, last_retry_at, next_attempt_at, last_error, error_history, resolution_type, resolution_note, recommended_action, resolved_at, lease_owner, fencing_token, sla_breached_at, created_at, updated_at, expires_at
+RETURNING id, service, domain, failure_type, operation, idempotency_key, entity_type, entity_id, request, error_code, error_message, priority, priority_rank, metadata, status, retry_count, max_retries, last_retry_at, next_attempt_at, last_error, error_history, resolution_type, resolution_note, recommended_action, resolved_at, lease_owner, fencing_token, sla_breached_at, created_at, updated_at, expires_at, trace_context
 `
 
 type SetEntryStatusParams struct {
@@ -1140,6 +1148,7 @@ func (q *Queries) SetEntryStatus(ctx context.Context, arg SetEntryStatusParams) 
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.ExpiresAt,
+		&i.TraceContext,
 	)
 	return i, err
 }

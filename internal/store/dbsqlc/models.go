@@ -53,6 +53,7 @@ type DlqEntry struct {
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
 	ExpiresAt         time.Time
+	TraceContext      *string
 }
 
 type OutcomeRollup struct {
