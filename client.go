@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/baldurfleet/baldur/internal/fleetstate"
 )
@@ -56,6 +57,8 @@ type Client struct {
 	// ctx ends at Close; replay handlers run under it.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// metrics is the registration of the observable instruments.
+	metrics metric.Registration
 
 	replayMu   sync.Mutex
 	replaySubs map[*nats.Subscription]struct{}
@@ -110,6 +113,10 @@ func Connect(ctx context.Context, nc *nats.Conn, opts ...Option) (*Client, error
 		replaySubs: make(map[*nats.Subscription]struct{}),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if c.metrics, err = c.registerMetrics(); err != nil {
+		// Metrics are an aid, not a reason to refuse service.
+		c.log.Warn("baldur: metrics not registered", slog.String("error", err.Error()))
+	}
 	go c.run()
 	return c, nil
 }
@@ -300,6 +307,9 @@ func (c *Client) Close(ctx context.Context) error {
 		errs = append(errs, c.drain(ctx))
 		c.cancel()
 		c.view.Stop()
+		if c.metrics != nil {
+			_ = c.metrics.Unregister()
+		}
 		err = errors.Join(errs...)
 	})
 	return err

@@ -11,7 +11,11 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/baldurfleet/baldur/internal/domain"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/baldurfleet/baldur/internal/events"
+	"github.com/baldurfleet/baldur/internal/telemetry"
 )
 
 // FailureDomain is the kind of a failed operation (the seed's domains).
@@ -96,10 +100,20 @@ func (c *Client) DeadLetter(ctx context.Context, op FailedOperation) error {
 	if err != nil {
 		return err
 	}
+	// A producer span in the failed call's trace: the replay-worker stores
+	// its context with the entry, so that the replay continues the trace.
+	ctx, span := tracer.Start(ctx, "send "+msg.Subject, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(telemetry.Messaging(msg.Subject, "send")...),
+		trace.WithAttributes(telemetry.AttrService.String(op.Service), telemetry.AttrDLQID.String(telemetry.HeaderCarrier(msg.Header).Get(events.HeaderID)),
+			attribute.String("baldur.dlq.operation", op.Operation)))
+	defer span.End()
+	telemetry.Inject(ctx, msg)
 	ctx, cancel := context.WithTimeout(ctx, c.opts.publishTimeout)
 	defer cancel()
 	if _, err := c.js.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("%w: dead letter for %q: %w", ErrPublish, op.Service, err)
+		err = fmt.Errorf("%w: dead letter for %q: %w", ErrPublish, op.Service, err)
+		spanError(span, err)
+		return err
 	}
 	return nil
 }

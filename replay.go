@@ -8,7 +8,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/baldurfleet/baldur/internal/events"
+	"github.com/baldurfleet/baldur/internal/telemetry"
 )
 
 // ReplayRequest is one replay of a dead letter, delivered to the service's
@@ -91,7 +94,17 @@ func (c *Client) serveReplay(m *nats.Msg, handler ReplayHandler) {
 			Service: d.Service, DLQID: d.DLQID, Attempt: d.Attempt, Operation: d.Operation,
 			IdempotencyKey: d.IdempotencyKey, Body: d.Request, Header: m.Header,
 		}
-		if err := callHandler(c.ctx, handler, req); err != nil {
+		// The handler runs in the trace of the failed call, continued by
+		// the replay-worker's request.
+		ctx, span := tracer.Start(telemetry.Extract(c.ctx, m.Header), "process "+m.Subject,
+			trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(telemetry.Messaging(m.Subject, "process")...),
+			trace.WithAttributes(telemetry.AttrService.String(d.Service), telemetry.AttrDLQID.String(d.DLQID),
+				telemetry.AttrAttempt.Int(d.Attempt)))
+		err := callHandler(ctx, handler, req)
+		spanError(span, err)
+		span.End()
+		if err != nil {
 			reply = events.ReplayReply{Error: clipText(err.Error(), events.MaxErrorMessageLen), Retryable: !IsPermanent(err)}
 			if reply.Error == "" {
 				reply.Error = "replay failed"

@@ -12,8 +12,26 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/baldurfleet/baldur/internal/events"
+	"github.com/baldurfleet/baldur/internal/telemetry"
 )
+
+// tracer records the SDK's spans: report and dead-letter publishes, replay
+// handling.
+var tracer = telemetry.Tracer("sdk")
+
+// spanError marks span failed with err.
+func spanError(span trace.Span, err error) {
+	if span == nil || err == nil {
+		return
+	}
+	span.RecordError(err)
+	span.SetStatus(codes.Error, err.Error())
+}
 
 // kick asks the reporter for a flush soon. It does not block; a kick while
 // one is pending is absorbed.
@@ -97,9 +115,28 @@ func (c *Client) flush(ctx context.Context) {
 // what fails goes back to the buffer.
 func (c *Client) publish(ctx context.Context, items []*pending) {
 	futures := make([]jetstream.PubAckFuture, len(items))
+	spans := make([]trace.Span, len(items))
+	defer func() {
+		for _, s := range spans {
+			if s != nil {
+				s.End()
+			}
+		}
+	}()
 	for i, p := range items {
 		env := events.NewEnvelope(events.TypeOutcome, p.id, c.opts.nodeID, p.at)
-		msg, err := events.NewMsg(events.MustOutcomeSubject(p.svc), env, p.report)
+		subject := events.MustOutcomeSubject(p.svc)
+		msg, err := events.NewMsg(subject, env, p.report)
+		if err == nil {
+			// One producer span per report: the breaker-worker's fold links
+			// to it.
+			var sctx context.Context
+			sctx, spans[i] = tracer.Start(ctx, "send "+subject, trace.WithSpanKind(trace.SpanKindProducer),
+				trace.WithAttributes(telemetry.Messaging(subject, "send")...),
+				trace.WithAttributes(telemetry.AttrService.String(p.svc), telemetry.AttrMessagingID.String(p.id.String()),
+					attribute.Int64("baldur.report.calls", p.calls())))
+			telemetry.Inject(sctx, msg)
+		}
 		if err != nil {
 			// The counters cannot produce an invalid report; should one
 			// appear, retrying it would not help.
@@ -121,8 +158,10 @@ func (c *Client) publish(ctx context.Context, items []*pending) {
 			c.reportedCalls.Add(uint64(items[i].calls()))
 		case err := <-f.Err():
 			c.failed(items[i], err, !surelyNotStored(err))
+			spanError(spans[i], err)
 		case <-ctx.Done():
 			c.failed(items[i], ctx.Err(), true)
+			spanError(spans[i], ctx.Err())
 		}
 	}
 }

@@ -10,9 +10,11 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/baldurfleet/baldur/internal/domain"
 	"github.com/baldurfleet/baldur/internal/events"
+	"github.com/baldurfleet/baldur/internal/telemetry"
 	"github.com/baldurfleet/baldur/internal/topology"
 )
 
@@ -35,6 +37,9 @@ type item struct {
 	// subject, source and size describe a command for its refusal event.
 	subject, source string
 	size            int
+	// link is the span context the input was published in, if any: the
+	// fold's span links to it.
+	link trace.SpanContext
 }
 
 // group is a service's inputs of one batch segment, in stream order.
@@ -106,7 +111,7 @@ func (b *batch) process(ctx context.Context) error {
 		data := m.Data()
 		msg, err := events.Decode(subj, h, data)
 		if err == nil {
-			err = b.add(ctx, msg, seq, subj, len(data))
+			err = b.add(ctx, msg, seq, subj, len(data), telemetry.SpanContextOf(h))
 		}
 		if err != nil {
 			if errors.Is(err, errFold) {
@@ -134,15 +139,15 @@ var errFold = errors.New("breaker: fold failed")
 
 // add routes a decoded message: reports and commands to their service's
 // group, governance commands applied at once after the groups so far.
-func (b *batch) add(ctx context.Context, msg events.Message, seq uint64, subj string, size int) error {
+func (b *batch) add(ctx context.Context, msg events.Message, seq uint64, subj string, size int, link trace.SpanContext) error {
 	switch p := msg.Payload.(type) {
 	case events.OutcomeReport:
 		g := b.groupOf(msg.Subject.Service)
-		g.items = append(g.items, item{seq: seq, in: domain.ReportInput(p.Report(msg.Envelope.Source, seq, msg.Envelope.Time))})
+		g.items = append(g.items, item{seq: seq, in: domain.ReportInput(p.Report(msg.Envelope.Source, seq, msg.Envelope.Time)), link: link})
 	case events.BreakerCommand:
 		g := b.groupOf(msg.Subject.Service)
 		g.items = append(g.items, item{seq: seq, in: domain.CommandInput(p.Command(msg.Envelope.ID)),
-			subject: subj, source: msg.Envelope.Source, size: size})
+			subject: subj, source: msg.Envelope.Source, size: size, link: link})
 	case events.GovernanceCommand:
 		if err := b.flush(ctx); err != nil {
 			return err
@@ -255,5 +260,6 @@ func (w *Worker) publishRejected(ctx context.Context, r events.Rejected, id uuid
 	if _, err := w.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("%w: publish %s: %w", errFold, subj, err)
 	}
+	countRejected(ctx, r.Kind)
 	return nil
 }

@@ -57,17 +57,38 @@ func refusalCode(err error) string {
 // compare-and-set. Inputs at or below the breaker's last_seq were folded
 // before (a redelivery) and are skipped; last_seq advances past every input,
 // commands included, so the stored state is the service's checkpoint.
+//
+// An applied archive command ends a segment: the breaker folded so far is
+// archived (its key deleted), and the inputs after it are folded into a new
+// breaker with a second compare-and-set.
 func (w *Worker) foldGroup(ctx context.Context, g *group, gov domain.Governance, out *foldOut) error {
+	for start := 0; start < len(g.items); {
+		next, err := w.foldSegment(ctx, g, start, gov, out)
+		if err != nil {
+			return err
+		}
+		start = next
+	}
+	return nil
+}
+
+// foldSegment folds g.items[start:] up to and including the first applied
+// archive command and returns the index of the first input it left.
+func (w *Worker) foldSegment(ctx context.Context, g *group, start int, gov domain.Governance, out *foldOut) (int, error) {
 	env := domain.Env{Now: w.cfg.Clock(), Config: w.cfg.Configs.Config(g.svc), Governance: gov}
-	var trans []domain.Transition
+	var (
+		trans []domain.Transition
+		stop  int
+	)
 	fold := func(cur domain.Breaker) (domain.Breaker, domain.Result) {
 		out.reset()
 		trans = trans[:0]
+		stop = len(g.items)
 		var total domain.Result
 		// One Fold per attempt: the window is copied once per batch, not
 		// once per report.
 		b := domain.NewFold(cur)
-		for i := range g.items {
+		for i := start; i < len(g.items); i++ {
 			it := &g.items[i]
 			if it.seq <= b.LastSeq() {
 				out.ignored++
@@ -98,21 +119,33 @@ func (w *Worker) foldGroup(ctx context.Context, g *group, gov domain.Governance,
 			}
 			b.SetLastSeq(it.seq)
 			total.Changed = true
+			if res.Archive != nil {
+				total.Archive = res.Archive
+				stop = i + 1
+				break
+			}
 		}
 		total.Transitions = trans
 		return b.Breaker(), total
 	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	if _, _, err := w.store.Update(ctx, g.svc, fold); err != nil {
+	_, res, err := w.store.Update(ctx, g.svc, fold)
+	if err != nil {
 		if errors.Is(err, ErrBadState) {
 			// An undecodable value cannot be folded into; leave it to an
 			// operator and do not redeliver for ever.
 			w.stats.badState.Add(1)
 			w.log.ErrorContext(ctx, "breaker state undecodable; inputs skipped", slog.String("service", g.svc), slog.Any("error", err))
-			return nil
+			return len(g.items), nil
 		}
-		return err
+		return 0, err
+	}
+	if a := res.Archive; a != nil {
+		w.stats.archived.Add(1)
+		w.log.InfoContext(ctx, "breaker archived", slog.String("service", g.svc), slog.String("cell", a.Cell),
+			slog.Uint64("generation", a.Generation), slog.String("trigger", string(a.Trigger)),
+			slog.String("actor", a.Actor), slog.String("reason", a.Reason))
 	}
 	w.stats.writes.Add(1)
 	w.stats.reports.Add(out.reports)
@@ -148,7 +181,7 @@ func (w *Worker) foldGroup(ctx context.Context, g *group, gov domain.Governance,
 			w.log.WarnContext(ctx, "refusal event not published", slog.String("service", g.svc), slog.Any("error", err))
 		}
 	}
-	return nil
+	return stop, nil
 }
 
 func clipReason1k(s string) string {

@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/baldurfleet/baldur/internal/domain"
 	"github.com/baldurfleet/baldur/internal/events"
+	"github.com/baldurfleet/baldur/internal/telemetry"
 )
 
 // maxCASAttempts bounds the retries of one Update against concurrent writers.
@@ -79,6 +81,11 @@ func DecodeState(svc string, v []byte) (domain.Breaker, error) {
 // transitions. It returns the breaker as written and the fold's result. When
 // the fold changes nothing, nothing is written (pending events left by a dead
 // writer are still published).
+//
+// A fold whose result carries an Archive deletes the key instead (see
+// archive): the result's Archive stays set only when a stored breaker was
+// deleted; with no key to delete (archived already, by a command folded
+// before a redelivery) it is cleared and nothing is written or published.
 func (s *StateStore) Update(ctx context.Context, svc string, fold FoldFunc) (domain.Breaker, domain.Result, error) {
 	for attempt := range maxCASAttempts {
 		if attempt > 0 {
@@ -91,6 +98,22 @@ func (s *StateStore) Update(ctx context.Context, svc string, fold FoldFunc) (dom
 			return domain.Breaker{}, domain.Result{}, err
 		}
 		next, res := fold(cur)
+		if res.Archive != nil {
+			if rev == 0 {
+				res.Archive = nil
+				return cur, res, nil
+			}
+			pending := append(append([]domain.Transition(nil), cur.PendingEvents...), res.Transitions...)
+			err := s.archive(ctx, *res.Archive, pending, rev)
+			if isConflict(err) {
+				continue
+			}
+			if err != nil {
+				return domain.Breaker{}, domain.Result{}, err
+			}
+			next.PendingEvents = nil
+			return next, res, nil
+		}
 		if !res.Changed && len(cur.PendingEvents) == 0 {
 			return cur, res, nil
 		}
@@ -162,10 +185,84 @@ func (s *StateStore) PublishTransition(ctx context.Context, t domain.Transition)
 	if err != nil {
 		return err
 	}
+	ctx, span := tracer.Start(ctx, "send "+subj, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(telemetry.Messaging(subj, "send")...),
+		trace.WithAttributes(telemetry.AttrService.String(t.Service), telemetry.AttrTrigger.String(string(t.Trigger)),
+			telemetry.AttrState.String(string(t.To)), telemetry.AttrGeneration.Int64(int64(t.Generation))))
+	telemetry.Inject(ctx, msg)
+	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
+		err = fmt.Errorf("breaker: publish %s: %w", subj, err)
+		endSpan(span, err)
+		return err
+	}
+	span.End()
+	countTransition(ctx, t)
+	return nil
+}
+
+// archive removes an archived breaker: it publishes the transitions still
+// pending for it, then its archived event (Nats-Msg-Id
+// "<svc>.<generation>.archived"), then deletes the key if it is still at
+// rev. Publishing first means a writer that dies before the delete leaves
+// the breaker in place and the command unacknowledged; its redelivery
+// publishes the same event again, which the stream drops as a duplicate,
+// and deletes the key. A lost compare-and-set returns a conflict, and
+// Update folds again on the fresh value.
+func (s *StateStore) archive(ctx context.Context, a domain.Archival, pending []domain.Transition, rev uint64) error {
+	for _, t := range pending {
+		if err := s.PublishTransition(ctx, t); err != nil {
+			return err
+		}
+	}
+	if err := s.PublishArchived(ctx, a); err != nil {
+		return err
+	}
+	return s.Delete(ctx, a.Service, rev)
+}
+
+// PublishArchived publishes a to baldur.event.breaker.<svc>.archived with
+// Nats-Msg-Id <svc>.<generation>.archived and waits for the stream's ack.
+func (s *StateStore) PublishArchived(ctx context.Context, a domain.Archival) error {
+	ev := events.NewArchivedEvent(a)
+	subj, err := events.BreakerEventSubject(a.Service, events.BreakerArchived)
+	if err != nil {
+		return err
+	}
+	msg, err := events.NewMsg(subj, events.NewArchivedEnvelope(s.source, ev), ev)
+	if err != nil {
+		return err
+	}
 	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("breaker: publish %s: %w", subj, err)
 	}
 	return nil
+}
+
+// Delete deletes svc's key by compare-and-set: only if it is still at
+// revision rev (a delete marker, so watchers see the breaker go). A key
+// written since returns an error wrapping ErrConflict and
+// jetstream.ErrKeyRevisionMismatch; rev 0 is refused, since it would delete
+// whatever is there.
+func (s *StateStore) Delete(ctx context.Context, svc string, rev uint64) error {
+	if rev == 0 {
+		return fmt.Errorf("breaker: delete %s: %w: a revision is required", svc, ErrConflict)
+	}
+	err := s.kv.Delete(ctx, svc, jetstream.LastRevision(rev))
+	if isConflict(err) || isWrongLastSequence(err) {
+		return fmt.Errorf("breaker: delete %s at revision %d: %w: %w", svc, rev, ErrConflict, jetstream.ErrKeyRevisionMismatch)
+	}
+	if err != nil {
+		return fmt.Errorf("breaker: delete %s: %w", svc, err)
+	}
+	return nil
+}
+
+// isWrongLastSequence reports a compare-and-set conflict as the stream
+// reports it to a delete (kv.Delete does not map it to a KV error).
+func isWrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 // casBackoff waits before the attempt-th retry of a lost compare-and-set: a
