@@ -17,6 +17,9 @@ type Stats struct {
 	// KillSwitchOverrides counts manual commands applied through the kill
 	// switch with override_kill_switch.
 	KillSwitchOverrides int64
+	// Archived counts cell breakers archived (key deleted, archived event
+	// published) by an archive command.
+	Archived int64
 	// Governance counts governance commands applied; GovernanceNoOps those
 	// that changed nothing.
 	Governance, GovernanceNoOps int64
@@ -39,7 +42,7 @@ type counters struct {
 	commands, duplicates, noops, refused                  atomic.Int64
 	killSwitchOverrides, governance, governanceNoops      atomic.Int64
 	rejected, writes, badState, batchErrors, gaps, resets atomic.Int64
-	partitions                                            atomic.Int64
+	partitions, archived                                  atomic.Int64
 }
 
 // Stats returns a snapshot of the worker's counters.
@@ -49,8 +52,8 @@ func (w *Worker) Stats() Stats {
 		Batches: c.batches.Load(), Messages: c.messages.Load(),
 		Reports: c.reports.Load(), Ignored: c.ignored.Load(),
 		Commands: c.commands.Load(), Duplicates: c.duplicates.Load(), NoOps: c.noops.Load(), Refused: c.refused.Load(),
-		KillSwitchOverrides: c.killSwitchOverrides.Load(),
-		Governance:          c.governance.Load(), GovernanceNoOps: c.governanceNoops.Load(),
+		KillSwitchOverrides: c.killSwitchOverrides.Load(), Archived: c.archived.Load(),
+		Governance: c.governance.Load(), GovernanceNoOps: c.governanceNoops.Load(),
 		Rejected: c.rejected.Load(), Writes: c.writes.Load(), BadState: c.badState.Load(),
 		BatchErrors: c.batchErrors.Load(), Gaps: c.gaps.Load(), Resets: c.resets.Load(),
 		Partitions: c.partitions.Load(),
