@@ -45,7 +45,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no API route %s %s (see docs/admin-api.md)", r.Method, r.URL.Path))
 	})
-	mux.Handle("GET /", staticHandler())
+	mux.Handle("/", staticHandler())
 	return securityHeaders(mux)
 }
 
