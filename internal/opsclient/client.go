@@ -109,6 +109,9 @@ func New(ctx context.Context, nc *nats.Conn, opts ...Option) (*Client, error) {
 // Conn returns the client's NATS connection.
 func (c *Client) Conn() *nats.Conn { return c.nc }
 
+// JetStream returns the client's JetStream context.
+func (c *Client) JetStream() jetstream.JetStream { return c.js }
+
 // Source returns the ce-source of the commands the client publishes.
 func (c *Client) Source() string { return c.source }
 

@@ -1,0 +1,58 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/baldurfleet/baldur/internal/opsclient"
+	"github.com/baldurfleet/baldur/internal/process"
+)
+
+// Exit codes of the baldur CLI; scripts can rely on them.
+const (
+	// ExitOK: the command was applied, or the read succeeded.
+	ExitOK = 0
+	// ExitFailed: the fleet refused the command, no worker applied it in
+	// time, the thing asked for does not exist, or the operation failed.
+	ExitFailed = 1
+	// ExitUsage: bad command line (unknown command or flag, missing
+	// argument, missing --reason).
+	ExitUsage = 2
+	// ExitUnreachable: NATS, the fleet's topology, a replay-worker or
+	// PostgreSQL could not be reached.
+	ExitUnreachable = 3
+)
+
+// Errors of the CLI.
+var (
+	// ErrUsage reports a bad command line.
+	ErrUsage = errors.New("usage")
+	// ErrDatabaseUnreachable reports that PostgreSQL does not answer.
+	ErrDatabaseUnreachable = errors.New("PostgreSQL unreachable")
+	// ErrFailed reports an operation the fleet carried out without success
+	// (a replay that failed or was blocked, a broken audit chain).
+	ErrFailed = errors.New("failed")
+)
+
+func usagef(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrUsage, fmt.Sprintf(format, args...))
+}
+
+// ExitCode returns the exit code of err: 0 for nil, 2 for usage errors, 3
+// for an unreachable dependency, 1 for everything else.
+func ExitCode(err error) int {
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, ErrUsage), errors.Is(err, process.ErrInvalidConfig):
+		return ExitUsage
+	case errors.Is(err, opsclient.ErrNotApplied), errors.Is(err, opsclient.ErrRefused):
+		return ExitFailed
+	case errors.Is(err, opsclient.ErrUnreachable), errors.Is(err, opsclient.ErrNoReplayWorker),
+		errors.Is(err, process.ErrUnreachable), errors.Is(err, ErrDatabaseUnreachable),
+		errors.Is(err, context.DeadlineExceeded):
+		return ExitUnreachable
+	}
+	return ExitFailed
+}

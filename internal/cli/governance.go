@@ -1,0 +1,219 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/baldurfleet/baldur/internal/domain"
+	"github.com/baldurfleet/baldur/internal/events"
+	"github.com/baldurfleet/baldur/internal/opsclient"
+	"github.com/baldurfleet/baldur/internal/process"
+)
+
+func governanceCommands() []*command {
+	return []*command{
+		{
+			noun: "governance", verb: "status", needs: needNATS,
+			summary:  "show the kill switch, emergency level, error budget and fleet failure rate",
+			examples: []string{"baldur governance status", "baldur governance status --json"},
+			run:      runGovernanceStatus,
+		},
+		{
+			noun: "governance", verb: "kill-switch", args: []string{"on|off"}, manual: true, needs: needNATS,
+			summary: "turn the kill switch on (stops automated replay, refuses manual breaker control) or off",
+			examples: []string{"baldur governance kill-switch on --reason 'INC-4711: replay storm'",
+				"baldur governance kill-switch off --reason 'INC-4711 resolved'"},
+			run: runKillSwitch,
+		},
+		{
+			noun: "governance", verb: "emergency", args: []string{"LEVEL"}, manual: true, needs: needNATS,
+			summary: "set the emergency level: 0|NORMAL, 1|LEVEL_1, 2|LEVEL_2, 3|LEVEL_3",
+			examples: []string{"baldur governance emergency 2 --reason 'INC-4711'",
+				"baldur governance emergency NORMAL --reason 'all clear'"},
+			run: runEmergency,
+		},
+		{
+			noun: "governance", verb: "slo-target", args: []string{"TARGET"}, manual: true, needs: needNATS,
+			summary: "set the fleet's SLO target (e.g. 0.999) and window, which turn the error-budget gate on; 0 turns it off",
+			examples: []string{"baldur governance slo-target 0.999 --window 720h --reason 'Q3 objective'",
+				"baldur governance slo-target 0 --reason 'gate off during migration'"},
+			flags: func(f *process.Flags) func() any {
+				w := f.FlagSet().Duration("window", 0, "SLO window, 1h..2160h (default 720h)")
+				return func() any { return w }
+			},
+			run: runSLOTarget,
+		},
+	}
+}
+
+func runGovernanceStatus(r *runner, _ []string) error {
+	ctx, cancel := r.opCtx()
+	defer cancel()
+	st, err := r.client.GovernanceState(ctx)
+	if err != nil {
+		return err
+	}
+	if r.json {
+		return printJSON(r.stdout, st)
+	}
+	return governanceDetail(r, st)
+}
+
+func governanceDetail(r *runner, st opsclient.GovernanceStatus) error {
+	t := newTable(r.stdout)
+	ks := "off"
+	if st.KillSwitch.Active {
+		ks = "ON"
+	}
+	if st.KillSwitch.Actor != "" {
+		ks += fmt.Sprintf(" (by %s: %s, %s)", st.KillSwitch.Actor, st.KillSwitch.Reason, stamp(st.KillSwitch.UpdatedAt))
+	}
+	t.row("kill switch", ks)
+	lvl := fmt.Sprintf("%d %s", int(st.Emergency.Level), st.Emergency.Level)
+	if st.Emergency.Actor != "" {
+		lvl += fmt.Sprintf(" (by %s: %s, %s)", st.Emergency.Actor, st.Emergency.Reason, stamp(st.Emergency.UpdatedAt))
+	}
+	t.row("emergency level", lvl)
+	eb := "gate off (no SLO target)"
+	if b := st.ErrorBudget; b.Enabled {
+		eb = fmt.Sprintf("%s remaining (%s) of SLO %s over %s: %d failed of %d calls", percent(b.Remaining*100),
+			orDash(string(b.Level)), strconv.FormatFloat(b.SLOTarget, 'f', -1, 64), b.Window(), b.FailedCalls, b.TotalCalls)
+	}
+	t.row("error budget", eb)
+	agg := "-"
+	if a := st.Aggregate; !a.UpdatedAt.IsZero() {
+		agg = fmt.Sprintf("%s over %d breakers (%s)", percent(a.FailureRate*100), a.Breakers, stamp(a.UpdatedAt))
+	}
+	t.row("fleet failure rate", agg)
+	return t.flush()
+}
+
+func runGovernance(r *runner, cmd events.GovernanceCommand, what string) error {
+	ctx, cancel := r.opCtx()
+	defer cancel()
+	res, err := r.client.Governance(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	if r.json {
+		return printJSON(r.stdout, res)
+	}
+	if res.NoChange {
+		fmt.Fprintf(r.stdout, "no change: %s already; nothing was sent\n", what)
+	} else {
+		fmt.Fprintf(r.stdout, "applied: %s by %s (command %s)\n", what, r.actor, res.CommandID)
+	}
+	return governanceDetail(r, res.Status)
+}
+
+func runKillSwitch(r *runner, args []string) error {
+	cmd := events.GovernanceCommand{Actor: r.actor, Reason: r.reason}
+	switch strings.ToLower(args[0]) {
+	case "on":
+		cmd.Action = events.ActionKillSwitchOn
+	case "off":
+		cmd.Action = events.ActionKillSwitchOff
+	default:
+		return usagef("governance kill-switch: want on or off, not %q", args[0])
+	}
+	return runGovernance(r, cmd, "kill switch "+strings.ToLower(args[0]))
+}
+
+func runEmergency(r *runner, args []string) error {
+	lvl, err := domain.ParseEmergencyLevel(args[0])
+	if err != nil {
+		return usagef("governance emergency: %v", err)
+	}
+	cmd := events.GovernanceCommand{Action: events.ActionSetEmergencyLevel, Level: &lvl, Actor: r.actor, Reason: r.reason}
+	return runGovernance(r, cmd, "emergency level "+lvl.String())
+}
+
+func runSLOTarget(r *runner, args []string) error {
+	target, err := strconv.ParseFloat(args[0], 64)
+	if err != nil {
+		return usagef("governance slo-target: %q is not a number (e.g. 0.999, or 0 to turn the gate off)", args[0])
+	}
+	window := *r.extra.(*time.Duration)
+	cmd := events.GovernanceCommand{Action: events.ActionSetSLOTarget, SLOTarget: &target, SLOWindow: domain.Duration(window),
+		Actor: r.actor, Reason: r.reason}
+	if err := cmd.Validate(); err != nil {
+		return usagef("governance slo-target: %v", err)
+	}
+	what := "SLO target " + args[0]
+	if target == 0 {
+		what = "error-budget gate off"
+	}
+	return runGovernance(r, cmd, what)
+}
+
+func configCommands() []*command {
+	return []*command{
+		{
+			noun: "config", verb: "get", args: []string{"KEY"}, needs: needNATS,
+			summary: "show a key of baldur_config (a service, _defaults, _sla or _cells) and its effective setting",
+			examples: []string{"baldur config get payments", "baldur config get _defaults --json"},
+			run:      runConfigGet,
+		},
+		{
+			noun: "config", verb: "set", args: []string{"KEY", "JSON?"}, needs: needNATS,
+			summary: "validate a value exactly as the fleet reads it, then write it by compare-and-set",
+			examples: []string{`baldur config set payments '{"failure_threshold": 8, "recovery_timeout": "45s"}'`,
+				`baldur config set _sla '{"default_hours": 48}'`, "baldur config set _defaults --file defaults.json"},
+			flags: func(f *process.Flags) func() any {
+				p := f.FlagSet().String("file", "", "read the JSON value from this file")
+				return func() any { return p }
+			},
+			run: runConfigSet,
+		},
+	}
+}
+
+func runConfigGet(r *runner, args []string) error {
+	ctx, cancel := r.opCtx()
+	defer cancel()
+	e, err := r.client.ConfigGet(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	return printConfig(r, e, "")
+}
+
+func printConfig(r *runner, e opsclient.ConfigEntry, verb string) error {
+	if r.json {
+		return printJSON(r.stdout, e)
+	}
+	if verb != "" {
+		fmt.Fprintf(r.stdout, "%s: %s (revision %d)\n", verb, e.Key, e.Revision)
+	}
+	fmt.Fprintf(r.stdout, "stored (revision %d):\n  %s\neffective:\n", e.Revision, string(e.Value))
+	return printJSON(r.stdout, e.Effective)
+}
+
+func runConfigSet(r *runner, args []string) error {
+	file := *r.extra.(*string)
+	var value []byte
+	switch {
+	case len(args) == 2 && file != "":
+		return usagef("config set: give the value or --file, not both")
+	case len(args) == 2:
+		value = []byte(args[1])
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return usagef("config set: --file: %v", err)
+		}
+		value = b
+	default:
+		return usagef("config set: missing argument JSON (or --file)")
+	}
+	ctx, cancel := r.opCtx()
+	defer cancel()
+	e, err := r.client.ConfigSet(ctx, args[0], value)
+	if err != nil {
+		return fmt.Errorf("refused, nothing written: %w", err)
+	}
+	return printConfig(r, e, "written")
+}
