@@ -34,6 +34,7 @@ import (
 	"github.com/baldurfleet/baldur/internal/fleetstate"
 	"github.com/baldurfleet/baldur/internal/process"
 	"github.com/baldurfleet/baldur/internal/store"
+	"github.com/baldurfleet/baldur/internal/telemetry"
 	"github.com/baldurfleet/baldur/internal/topology"
 	"github.com/baldurfleet/baldur/internal/watchdog"
 )
@@ -87,7 +88,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return exitUsage
 	}
 
-	stopAll, err := start(ctx, pc, cfg, log)
+	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: name, NodeID: pc.NodeID, Getenv: getenv})
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, oneLine(err))
+		return exitUsage
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(sctx)
+	}()
+
+	stopAll, err := start(ctx, pc, cfg, log, tel)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, oneLine(err))
 		return exitFailed
@@ -105,7 +117,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 // start connects, migrates, creates the topology and starts the rollups and
 // the watchdog. The returned func stops and closes everything.
-func start(ctx context.Context, pc process.Config, cfg watchdog.Config, log *slog.Logger) (func(context.Context) error, error) {
+func start(ctx context.Context, pc process.Config, cfg watchdog.Config, log *slog.Logger, tel *telemetry.Provider) (func(context.Context) error, error) {
 	var closers []func()
 	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -169,7 +181,25 @@ func start(ctx context.Context, pc process.Config, cfg watchdog.Config, log *slo
 		_ = rollups.Stop(context.WithoutCancel(ctx))
 		return fail(err)
 	}
-	log.Info("watchdog running", slog.String("nats", pc.NATSURL), slog.String("database", process.Redact(pc.DatabaseURL)))
+	reg, err := w.RegisterMetrics(telemetry.Meter(name))
+	if err != nil {
+		_ = errors.Join(w.Stop(context.WithoutCancel(ctx)), rollups.Stop(context.WithoutCancel(ctx)))
+		return fail(fmt.Errorf("metrics: %w", err))
+	}
+	closers = append(closers, func() { _ = reg.Unregister() })
+	if pc.HTTPAddr != "" {
+		srv, err := telemetry.Serve(pc.HTTPAddr, telemetry.Handler(tel.Metrics(),
+			telemetry.NATSCheck(nc),
+			telemetry.StreamsCheck(js, topology.StreamInput, topology.StreamDLQ, topology.StreamEvents),
+			telemetry.PostgresCheck(pool),
+		), log)
+		if err != nil {
+			_ = errors.Join(w.Stop(context.WithoutCancel(ctx)), rollups.Stop(context.WithoutCancel(ctx)))
+			return fail(fmt.Errorf("%w: %w", process.ErrInvalidConfig, err))
+		}
+		closers = append(closers, srv.Close)
+	}
+	log.Info("watchdog running", slog.String("nats", pc.RedactedNATSURL()), slog.String("database", process.Redact(pc.DatabaseURL)))
 	return func(ctx context.Context) error {
 		defer closeAll()
 		return errors.Join(w.Stop(ctx), rollups.Stop(ctx))
@@ -187,7 +217,7 @@ func extraDuties(js jetstream.JetStream, top *topology.Topology, st *store.Store
 	if err != nil {
 		return nil, err
 	}
-	cells, err := watchdog.NewCells(top.ConfigKV, top.Breakers, st, node, log)
+	cells, err := watchdog.NewCells(top.ConfigKV, top.Breakers, js, node, log)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +228,12 @@ func extraDuties(js jetstream.JetStream, top *topology.Topology, st *store.Store
 // migrates the schema to the latest version.
 func openDatabase(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	where := process.Redact(url)
-	pool, err := pgxpool.New(ctx, url)
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --database-url %s: %v", process.ErrInvalidConfig, where, err)
+	}
+	pcfg.ConnConfig.Tracer = telemetry.NewQueryTracer()
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: --database-url %s: %v", process.ErrInvalidConfig, where, err)
 	}

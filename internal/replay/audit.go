@@ -21,7 +21,8 @@ import (
 const (
 	// AuditActionBreakerPrefix prefixes the action of a manual breaker
 	// transition: "breaker." + the transition's event (opened, half_opened,
-	// closed, mode_changed). The subject is "breaker:<svc>".
+	// closed, mode_changed), and of an archived cell breaker:
+	// "breaker.archived". The subject is "breaker:<svc>".
 	AuditActionBreakerPrefix = "breaker."
 	// AuditActionGovernancePrefix prefixes the action of a governance change:
 	// "governance." + the key (kill_switch, emergency_level, error_budget).
@@ -87,7 +88,7 @@ type AuditOptions struct {
 // Audit is the audit consumer: it persists every audit-worthy event of
 // BALDUR_EVENTS into the hash-chained audit log — manual breaker transitions
 // (trigger manual, with their actor and reason; a kill-switch override is one
-// of them), governance changes and replay blocks. Each event is appended
+// of them), archived cell breakers, governance changes and replay blocks. Each event is appended
 // exactly once: its message is acked only after the append commits, and a
 // redelivered event finds its record by ce-id instead of writing a second.
 // Every replay-worker runs one on the shared durable consumer
@@ -290,6 +291,15 @@ func AuditRecordFor(m events.Message) (domain.AuditRecord, bool, error) {
 		details = map[string]any{
 			"service": ev.Service, "from": ev.From, "to": ev.To, "from_mode": ev.FromMode, "mode": ev.Mode,
 			"trigger": ev.Trigger, "trigger_replay": ev.TriggerReplay, "generation": ev.Generation,
+		}
+	case events.ArchivedEvent:
+		rec = domain.AuditRecord{
+			At: ev.At, Actor: actor(ev.Actor), Action: AuditActionBreakerPrefix + string(events.BreakerArchived),
+			Subject: "breaker:" + ev.Service, Reason: ev.Reason,
+		}
+		details = map[string]any{
+			"service": ev.Service, "cell": ev.Cell, "state": ev.State, "mode": ev.Mode,
+			"generation": ev.Generation, "trigger": ev.Trigger, "window": ev.Window,
 		}
 	case events.GovernanceChange:
 		rec = domain.AuditRecord{

@@ -2,7 +2,6 @@ package watchdog
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,40 +9,43 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/baldurfleet/baldur/internal/domain"
+	"github.com/baldurfleet/baldur/internal/events"
+	"github.com/baldurfleet/baldur/internal/replay"
 )
 
 // AuditActionBreakerArchived is the audit action of a cell-scoped breaker
-// archived by reconciliation; the subject is "breaker:<name>" and the
-// details hold the archived state.
-const AuditActionBreakerArchived = "breaker.archived"
-
-// CellsAuditor is what the cell reconciliation needs of *store.Store.
-type CellsAuditor interface {
-	AppendAudit(ctx context.Context, r domain.AuditRecord) (domain.AuditRecord, error)
-}
+// archived by reconciliation; the subject is "breaker:<name>". The record is
+// written by the replay-workers' audit consumer from the archived event the
+// breaker-worker publishes (replay.AuditRecordFor), once per event.
+const AuditActionBreakerArchived = replay.AuditActionBreakerPrefix + string(events.BreakerArchived)
 
 // ReconcileResult is what one reconciliation did (the seed's
 // {"archived": [...], "errors": [...]}).
 type ReconcileResult struct {
+	// Archived are the breakers an archive command was sent for.
 	Archived []string
-	Errors   []error
+	// Errors are the commands that could not be sent.
+	Errors []error
 }
 
 // Cells is the duty that reconciles cell-scoped breakers with the ring after
-// the cells configuration (key "_cells" of baldur_config) changed: a breaker
-// "<svc>--<cell>" whose cell is configured but no longer owns svc on the
-// ring is archived — an audit record with its last state, then its key
-// purged by compare-and-set on the revision that was read, so a breaker a
-// worker wrote in between is left for the next reconciliation. No state
-// transition is emitted (seed). Breakers without a configured cell are never
-// touched, and nothing is archived while no cell owns keys.
+// the cells configuration (key "_cells" of baldur_config) changed: for a
+// breaker "<svc>--<cell>" whose cell is configured but no longer owns svc on
+// the ring it sends an archive command (trigger cell_unmapped) to
+// baldur.control.<name>. The watchdog writes no breaker state: a
+// breaker-worker applies the command by its rules — it deletes the key by
+// compare-and-set and publishes baldur.event.breaker.<name>.archived, which
+// the audit consumer records. Breakers without a configured cell are never
+// touched (and a breaker-worker refuses to archive a name without a cell),
+// and nothing is archived while no cell owns keys.
 type Cells struct {
 	config, breakers jetstream.KeyValue
-	audit            CellsAuditor
-	actor            string
+	pub              jetstream.Publisher
+	node             string
 	log              *slog.Logger
 
 	archived, failed atomic.Int64
@@ -53,25 +55,25 @@ type Cells struct {
 }
 
 // NewCells returns the reconciliation duty over baldur_config and
-// baldur_breakers; node is the audit actor.
-func NewCells(config, breakers jetstream.KeyValue, audit CellsAuditor, node string, log *slog.Logger) (*Cells, error) {
-	if config == nil || breakers == nil || audit == nil || node == "" {
-		return nil, fmt.Errorf("%w: cells need the config and breaker buckets, an auditor and a node", ErrInvalidConfig)
+// baldur_breakers; it publishes archive commands through pub with ce-source
+// and actor node.
+func NewCells(config, breakers jetstream.KeyValue, pub jetstream.Publisher, node string, log *slog.Logger) (*Cells, error) {
+	if config == nil || breakers == nil || pub == nil || node == "" {
+		return nil, fmt.Errorf("%w: cells need the config and breaker buckets, a publisher and a node", ErrInvalidConfig)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Cells{config: config, breakers: breakers, audit: audit, actor: node, log: log}, nil
+	return &Cells{config: config, breakers: breakers, pub: pub, node: node, log: log}, nil
 }
 
 // Name returns "cells".
 func (c *Cells) Name() string { return "cells" }
 
-// Archived returns the number of breakers archived so far; Failed the
-// number of archive attempts that failed.
+// Archived returns the number of archive commands sent so far.
 func (c *Cells) Archived() int64 { return c.archived.Load() }
 
-// Failed returns the number of archive attempts that failed.
+// Failed returns the number of archive commands that could not be sent.
 func (c *Cells) Failed() int64 { return c.failed.Load() }
 
 // Run reconciles when the cells configuration changed since the last clean
@@ -98,14 +100,14 @@ func (c *Cells) Run(ctx context.Context, now time.Time) error {
 		return err
 	}
 	if len(res.Errors) > 0 {
-		return fmt.Errorf("watchdog: cells: %d breakers not archived: %w", len(res.Errors), errors.Join(res.Errors...))
+		return fmt.Errorf("watchdog: cells: %d archive commands not sent: %w", len(res.Errors), errors.Join(res.Errors...))
 	}
 	c.lastRev = e.Revision()
 	return nil
 }
 
-// Reconcile archives the breakers orphaned under cfg and returns them and
-// the errors of those it could not archive.
+// Reconcile sends an archive command for every breaker orphaned under cfg
+// and returns them and the errors of the commands it could not send.
 func (c *Cells) Reconcile(ctx context.Context, cfg domain.CellsConfig, now time.Time) (ReconcileResult, error) {
 	ring := cfg.Ring()
 	if ring.Points() == 0 {
@@ -138,26 +140,19 @@ func (c *Cells) Reconcile(ctx context.Context, cfg domain.CellsConfig, now time.
 }
 
 func (c *Cells) archive(ctx context.Context, m domain.CellMapping, name string, now time.Time) error {
-	e, err := c.breakers.Get(ctx, name)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil
-	}
+	subject, err := events.ControlSubject(name)
 	if err != nil {
-		return fmt.Errorf("archive %s: read: %w", name, err)
+		return fmt.Errorf("archive %s: %w", name, err)
 	}
-	details, err := json.Marshal(map[string]any{"service": m.Service, "cell": m.Cell, "owner": m.Owner,
-		"revision": e.Revision(), "state": json.RawMessage(e.Value())})
-	if err != nil || !json.Valid(e.Value()) {
-		details, _ = json.Marshal(map[string]any{"service": m.Service, "cell": m.Cell, "owner": m.Owner, "revision": e.Revision()})
+	cmd := events.BreakerCommand{Action: domain.ActionArchive, Trigger: domain.TriggerCellUnmapped, Actor: c.node,
+		Reason: fmt.Sprintf("cell %s no longer owns %s on the ring (owner %s)", m.Cell, m.Service, m.Owner)}
+	msg, err := events.NewMsg(subject, events.NewEnvelope(events.TypeControl, uuid.New(), c.node, now), cmd)
+	if err != nil {
+		return fmt.Errorf("archive %s: %w", name, err)
 	}
-	if _, err := c.audit.AppendAudit(ctx, domain.AuditRecord{At: now, Actor: c.actor, Action: AuditActionBreakerArchived,
-		Subject: "breaker:" + name, Reason: fmt.Sprintf("cell %s no longer owns %s on the ring (owner %s)", m.Cell, m.Service, m.Owner),
-		Details: details}); err != nil {
-		return fmt.Errorf("archive %s: audit: %w", name, err)
+	if _, err := c.pub.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("archive %s: publish to %s: %w", name, subject, err)
 	}
-	if err := c.breakers.Purge(ctx, name, jetstream.LastRevision(e.Revision())); err != nil {
-		return fmt.Errorf("archive %s at revision %d: %w", name, e.Revision(), err)
-	}
-	c.log.InfoContext(ctx, "cell breaker archived", slog.String("breaker", name), slog.String("owner", m.Owner))
+	c.log.InfoContext(ctx, "archive command sent", slog.String("breaker", name), slog.String("owner", m.Owner))
 	return nil
 }

@@ -10,25 +10,41 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/baldurfleet/baldur/internal/domain"
-	"github.com/baldurfleet/baldur/internal/store"
-	"github.com/baldurfleet/baldur/internal/testenv"
+	"github.com/baldurfleet/baldur/internal/events"
+	"github.com/baldurfleet/baldur/internal/replay"
 	"github.com/baldurfleet/baldur/internal/topology"
 	"github.com/baldurfleet/baldur/internal/watchdog"
 )
 
+// startAudit runs the replay-workers' audit consumer on the harness's store.
+func (h *harness) startAudit() {
+	t := h.t
+	ctx := context.Background()
+	cons, err := topology.EnsureReplay(ctx, h.js, h.top.Config)
+	require.NoError(t, err)
+	a := replay.NewAudit(cons.Audit, h.store, replay.AuditOptions{Logger: logger(t), Clock: h.clk.Now})
+	require.NoError(t, a.Start(ctx))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = a.Stop(ctx)
+	})
+}
+
 // TestCellsReconcileArchivesOnlyOrphans resizes the ring from two cells to
 // three and checks that only cell breakers whose cell lost their service are
-// archived (audited, key purged), never breakers without a configured cell.
+// archived — by an archive command a real breaker-worker applies: the key
+// deleted, one archived event, one audit record — never breakers without a
+// configured cell.
 func TestCellsReconcileArchivesOnlyOrphans(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	env := testenv.NATS(t)
-	top, err := topology.Ensure(ctx, env.JS, topology.Config{Partitions: 2, Storage: jetstream.MemoryStorage})
+	h := newHarness(t, 0)
+	h.startBreakerWorker()
+	h.startAudit()
+	cells, err := watchdog.NewCells(h.top.ConfigKV, h.top.Breakers, h.js, "wd-1", logger(t))
 	require.NoError(t, err)
-	st := store.New(testenv.Postgres(t))
-	cells, err := watchdog.NewCells(top.ConfigKV, top.Breakers, st, "wd-1", nil)
-	require.NoError(t, err)
-	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	now := h.clk.Now()
 
 	// No _cells key: nothing to do.
 	require.NoError(t, cells.Run(ctx, now))
@@ -48,19 +64,19 @@ func TestCellsReconcileArchivesOnlyOrphans(t *testing.T) {
 			staying = svc
 		}
 	}
-	put := func(name string) {
-		_, err := top.Breakers.Put(ctx, name, []byte(`{"service":"`+name+`","state":"closed","mode":"auto"}`))
-		require.NoError(t, err)
-	}
 	ownerBefore, _ := two.Ring().Lookup(moving)
 	stayOwner, _ := two.Ring().Lookup(staying)
-	for _, name := range []string{moving + "--" + ownerBefore, staying + "--" + stayOwner, "plain", "odd--name", "legacy--ap1"} {
-		put(name)
+	orphan := moving + "--" + ownerBefore
+	kept := []string{staying + "--" + stayOwner, "plain", "odd--name", "legacy--ap1"}
+	// Every breaker is written by the breaker-worker from an outcome report.
+	for _, name := range append([]string{orphan}, kept...) {
+		h.publish(events.MustOutcomeSubject(name), events.TypeOutcome, events.OutcomeReport{Successes: 1})
+		h.breaker(name, func(b domain.Breaker) bool { return b.Window.Successes == 1 })
 	}
 	setCells := func(c domain.CellsConfig) {
-		v, err := jsonOf(c)
+		v, err := json.Marshal(c)
 		require.NoError(t, err)
-		_, err = top.ConfigKV.Put(ctx, domain.ConfigCellsKey, v)
+		_, err = h.top.ConfigKV.Put(ctx, domain.ConfigCellsKey, v)
 		require.NoError(t, err)
 	}
 	setCells(two)
@@ -70,19 +86,40 @@ func TestCellsReconcileArchivesOnlyOrphans(t *testing.T) {
 	setCells(three)
 	res, err := cells.Reconcile(ctx, three, now)
 	require.NoError(t, err)
-	require.Equal(t, []string{moving + "--" + ownerBefore}, res.Archived)
+	require.Equal(t, []string{orphan}, res.Archived)
 	require.Empty(t, res.Errors)
-	_, err = top.Breakers.Get(ctx, moving+"--"+ownerBefore)
+
+	// The breaker-worker applies the command: the key goes, one archived
+	// event, and the audit consumer records it.
+	require.Eventually(t, func() bool {
+		_, err := h.top.Breakers.Get(ctx, orphan)
+		return err != nil
+	}, 10*time.Second, 5*time.Millisecond)
+	_, err = h.top.Breakers.Get(ctx, orphan)
 	require.ErrorIs(t, err, jetstream.ErrKeyNotFound)
-	for _, kept := range []string{staying + "--" + stayOwner, "plain", "odd--name", "legacy--ap1"} {
-		_, err := top.Breakers.Get(ctx, kept)
-		require.NoError(t, err, kept)
-	}
-	recs, err := st.ListAudit(ctx, "breaker:"+moving+"--"+ownerBefore, 0, 10)
+	subj, err := events.BreakerEventSubject(orphan, events.BreakerArchived)
 	require.NoError(t, err)
+	ev := event(h, subj, func(events.ArchivedEvent) bool { return true })
+	require.Equal(t, ownerBefore, ev.Cell)
+	require.Equal(t, "wd-1", ev.Actor)
+	require.Equal(t, domain.TriggerCellUnmapped, ev.Trigger)
+	require.Contains(t, ev.Reason, "no longer owns")
+	require.EqualValues(t, 1, ev.Window.Successes, "the last state")
+
+	var recs []domain.AuditRecord
+	require.Eventually(t, func() bool {
+		recs, err = h.store.ListAudit(ctx, "breaker:"+orphan, 0, 10)
+		return err == nil && len(recs) > 0
+	}, 10*time.Second, 10*time.Millisecond)
 	require.Len(t, recs, 1)
 	require.Equal(t, watchdog.AuditActionBreakerArchived, recs[0].Action)
+	require.Equal(t, "wd-1", recs[0].Actor)
 	require.Contains(t, recs[0].Reason, "no longer owns")
+
+	for _, name := range kept {
+		_, err := h.top.Breakers.Get(ctx, name)
+		require.NoError(t, err, name)
+	}
 
 	// Run reconciles a changed config once; nothing is left to archive.
 	require.NoError(t, cells.Run(ctx, now))
@@ -93,5 +130,3 @@ func TestCellsReconcileArchivesOnlyOrphans(t *testing.T) {
 	_, err = cells.Reconcile(ctx, domain.CellsConfig{Cells: []domain.Cell{{ID: "eu1", State: domain.CellIsolated}}}, now)
 	require.ErrorIs(t, err, domain.ErrInvalidCell)
 }
-
-func jsonOf(v any) ([]byte, error) { return json.Marshal(v) }
