@@ -16,11 +16,13 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/baldurfleet/baldur/internal/breaker"
 	"github.com/baldurfleet/baldur/internal/events"
 	"github.com/baldurfleet/baldur/internal/fleetstate"
 	"github.com/baldurfleet/baldur/internal/process"
+	"github.com/baldurfleet/baldur/internal/telemetry"
 	"github.com/baldurfleet/baldur/internal/topology"
 )
 
@@ -47,6 +49,15 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "breaker-worker", NodeID: cfg.NodeID})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(sctx)
+	}()
 
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -78,6 +89,25 @@ func run(args []string) error {
 	if err := w.Start(startCtx); err != nil {
 		return err
 	}
+	meter := telemetry.Meter("breaker-worker")
+	for _, register := range []func(metric.Meter) (metric.Registration, error){w.RegisterMetrics, view.RegisterMetrics} {
+		reg, err := register(meter)
+		if err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		defer func() { _ = reg.Unregister() }()
+	}
+	if cfg.HTTPAddr != "" {
+		srv, err := telemetry.Serve(cfg.HTTPAddr, telemetry.Handler(tel.Metrics(),
+			telemetry.NATSCheck(nc),
+			telemetry.StreamsCheck(js, topology.StreamInput, topology.StreamEvents),
+		), log)
+		if err != nil {
+			return fmt.Errorf("%w: %w", process.ErrInvalidConfig, err)
+		}
+		defer srv.Close()
+	}
+	log.Info("breaker-worker running", slog.String("nats", cfg.RedactedNATSURL()))
 	<-ctx.Done()
 	log.Info("stopping")
 	stopCtx, cancelStop := context.WithTimeout(context.Background(), 30*time.Second)

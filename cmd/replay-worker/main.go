@@ -16,8 +16,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -32,6 +30,7 @@ import (
 	"github.com/baldurfleet/baldur/internal/process"
 	"github.com/baldurfleet/baldur/internal/replay"
 	"github.com/baldurfleet/baldur/internal/store"
+	"github.com/baldurfleet/baldur/internal/telemetry"
 	"github.com/baldurfleet/baldur/internal/topology"
 )
 
@@ -88,8 +87,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return exitUsage
 	}
 	log := pc.Logger(stderr)
+	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: name, NodeID: pc.NodeID, Getenv: getenv})
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, oneLine(err))
+		return exitUsage
+	}
+	defer shutdownTelemetry(tel, log)
 
-	w, closeAll, err := start(ctx, pc, cfg, log)
+	w, closeAll, err := start(ctx, pc, cfg, log, tel)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, oneLine(err))
 		return exitFailed
@@ -111,7 +116,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 // start connects, migrates, creates the topology and starts the worker. The
 // returned func closes what start opened.
-func start(ctx context.Context, pc process.Config, cfg replay.Config, log *slog.Logger) (*replay.Worker, func(), error) {
+func start(ctx context.Context, pc process.Config, cfg replay.Config, log *slog.Logger, tel *telemetry.Provider) (*replay.Worker, func(), error) {
 	var closers []func()
 	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -169,15 +174,26 @@ func start(ctx context.Context, pc process.Config, cfg replay.Config, log *slog.
 	if err := w.Start(ctx); err != nil {
 		return fail(err)
 	}
+	reg, err := w.RegisterMetrics(telemetry.Meter(name))
+	if err != nil {
+		_ = w.Stop(context.WithoutCancel(ctx))
+		return fail(fmt.Errorf("metrics: %w", err))
+	}
+	closers = append(closers, func() { _ = reg.Unregister() })
 	if pc.HTTPAddr != "" {
-		stopHTTP, err := serveHealth(pc.HTTPAddr, w, log)
+		srv, err := telemetry.Serve(pc.HTTPAddr, telemetry.Handler(tel.Metrics(),
+			telemetry.NATSCheck(nc),
+			telemetry.StreamsCheck(js, topology.StreamDLQ, topology.StreamEvents),
+			telemetry.PostgresCheck(pool),
+			ingestCheck(w),
+		), log)
 		if err != nil {
 			_ = w.Stop(context.WithoutCancel(ctx))
-			return fail(err)
+			return fail(fmt.Errorf("%w: %w", process.ErrInvalidConfig, err))
 		}
-		closers = append(closers, stopHTTP)
+		closers = append(closers, srv.Close)
 	}
-	log.Info("replay-worker running", slog.String("nats", pc.NATSURL), slog.String("database", process.Redact(pc.DatabaseURL)))
+	log.Info("replay-worker running", slog.String("nats", pc.RedactedNATSURL()), slog.String("database", process.Redact(pc.DatabaseURL)))
 	return w, closeAll, nil
 }
 
@@ -185,7 +201,12 @@ func start(ctx context.Context, pc process.Config, cfg replay.Config, log *slog.
 // migrates the schema to the latest version.
 func openDatabase(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	where := process.Redact(url)
-	pool, err := pgxpool.New(ctx, url)
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --database-url %s: %v", process.ErrInvalidConfig, where, err)
+	}
+	pcfg.ConnConfig.Tracer = telemetry.NewQueryTracer()
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: --database-url %s: %v", process.ErrInvalidConfig, where, err)
 	}
@@ -202,32 +223,23 @@ func openDatabase(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-// serveHealth serves /healthz on addr: 200 while the worker ingests, 503
-// while ingest is paused because PostgreSQL fails.
-func serveHealth(addr string, w *replay.Worker, log *slog.Logger) (func(), error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("%w: --http-addr %s: %v", process.ErrInvalidConfig, addr, err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
+// ingestCheck is not ready while ingest is paused because PostgreSQL fails.
+func ingestCheck(w *replay.Worker) telemetry.Check {
+	return telemetry.Check{Name: "ingest", Func: func(context.Context) error {
 		if in := w.Ingest(); in != nil && in.Stats().Paused {
-			http.Error(rw, "ingest paused: PostgreSQL fails", http.StatusServiceUnavailable)
-			return
+			return errors.New("ingest paused: PostgreSQL fails")
 		}
-		_, _ = io.WriteString(rw, "ok\n")
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Warn("health endpoint failed", slog.Any("error", err))
-		}
-	}()
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	}, nil
+		return nil
+	}}
+}
+
+// shutdownTelemetry flushes the telemetry providers at exit.
+func shutdownTelemetry(tel *telemetry.Provider, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tel.Shutdown(ctx); err != nil {
+		log.Warn("telemetry not flushed", slog.Any("error", err))
+	}
 }
 
 // oneLine flattens a joined error into one line.

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/baldurfleet/baldur/internal/telemetry"
 )
 
 // Environment variables of the shared flags.
@@ -316,7 +318,9 @@ func Redact(raw string) string {
 }
 
 // Logger returns the process logger writing to w in cfg.LogFormat at
-// cfg.LogLevel, with the node id on every record.
+// cfg.LogLevel, with the node id on every record, and the trace and span ids
+// on every record logged with a context that carries a span
+// (telemetry.LogHandler).
 func (c Config) Logger(w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: c.LogLevel}
 	var h slog.Handler
@@ -325,7 +329,7 @@ func (c Config) Logger(w io.Writer) *slog.Logger {
 	} else {
 		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(h).With(slog.String("node", c.NodeID))
+	return slog.New(telemetry.NewLogHandler(h)).With(slog.String("node", c.NodeID))
 }
 
 // Connect connects to NATS as name. It gives up after the context's deadline,
@@ -372,6 +376,10 @@ func (c Config) Connect(ctx context.Context, name string, opts ...nats.Option) (
 		return nil, fmt.Errorf("%w: NATS at %s: %w", ErrUnreachable, c.redactedURLs(), ctx.Err())
 	}
 }
+
+// RedactedNATSURL returns the NATS URLs with any password hidden, for logs
+// and errors.
+func (c Config) RedactedNATSURL() string { return c.redactedURLs() }
 
 func (c Config) redactedURLs() string {
 	parts := strings.Split(c.NATSURL, ",")

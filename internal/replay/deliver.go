@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/codes"
 
 	"github.com/baldurfleet/baldur/internal/domain"
 	"github.com/baldurfleet/baldur/internal/events"
+	"github.com/baldurfleet/baldur/internal/telemetry"
 )
 
 // deliveryOutcome is what one delivery came to, for domain.Attempt.
@@ -36,7 +38,11 @@ type deliveryOutcome struct {
 //
 // The error is non-nil only when nothing was attempted: ctx ended, or the
 // transport failed (wrapping ErrDeliveryTransport).
-func (e *Engine) deliver(ctx context.Context, en domain.DLQEntry) (deliveryOutcome, error) {
+//
+// The request is sent in a client span that continues the trace the entry
+// was ingested in (tc, its stored traceparent), with the trace context in
+// the delivery's headers for the service's handler.
+func (e *Engine) deliver(ctx context.Context, en domain.DLQEntry, tc string) (out deliveryOutcome, err error) {
 	subject, err := events.ReplaySubject(en.Service)
 	if err != nil {
 		return deliveryOutcome{Result: domain.AttemptNotRetryable, Error: "cannot deliver: " + err.Error()}, nil
@@ -50,7 +56,23 @@ func (e *Engine) deliver(ctx context.Context, en domain.DLQEntry) (deliveryOutco
 	if err != nil {
 		return deliveryOutcome{Result: domain.AttemptNotRetryable, Error: "cannot build the replay delivery: " + err.Error()}, nil
 	}
-	rctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
+	sctx, span := startDeliverySpan(ctx, subject, en, tc)
+	start := time.Now()
+	defer func() {
+		result := string(out.Result)
+		if err != nil {
+			result = "error"
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		} else if out.Result != domain.AttemptOK {
+			span.SetStatus(codes.Error, out.Error)
+		}
+		span.SetAttributes(telemetry.AttrResult.String(result))
+		span.End()
+		recordDelivery(ctx, en.Service, result, time.Since(start))
+	}()
+	telemetry.Inject(sctx, msg)
+	rctx, cancel := context.WithTimeout(sctx, e.cfg.RequestTimeout)
 	defer cancel()
 	reply, err := e.nc.RequestMsgWithContext(rctx, msg)
 	switch {
@@ -98,7 +120,9 @@ func (e *Engine) rejectReply(ctx context.Context, subject string, reply *nats.Ms
 		}
 		pctx, cancel := context.WithTimeout(ctx, e.cfg.PublishTimeout)
 		defer cancel()
-		_, err = e.js.PublishMsg(pctx, msg)
+		if _, err = e.js.PublishMsg(pctx, msg); err == nil {
+			countRejected(ctx, r.Kind)
+		}
 		return err
 	}()
 	if err != nil {

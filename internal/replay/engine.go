@@ -570,6 +570,7 @@ func (d *drain) closed() bool {
 // release puts them back to pending.
 func (d *drain) batch(ctx context.Context, batch []domain.DLQEntry) (processed, failed int, stop StopReason, err error) {
 	var ok []domain.DLQEntry
+	tcs := d.e.traceContexts(ctx, batch)
 	defer func() {
 		// Completions are written once per batch, in one statement; they
 		// must land before the lease is released.
@@ -592,7 +593,7 @@ func (d *drain) batch(ctx context.Context, batch []domain.DLQEntry) (processed, 
 			d.res.Skipped += len(batch) - i
 			return processed, failed, "", context.Cause(ctx)
 		}
-		out, derr := d.e.deliver(ctx, entry)
+		out, derr := d.e.deliver(ctx, entry, tcs[entry.ID])
 		if derr != nil {
 			d.res.Skipped += len(batch) - i
 			if cerr := context.Cause(ctx); cerr != nil {

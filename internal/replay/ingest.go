@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/baldurfleet/baldur/internal/domain"
 	"github.com/baldurfleet/baldur/internal/events"
@@ -214,6 +215,9 @@ func (in *Ingest) Stop(ctx context.Context) error {
 type ingestBatch struct {
 	msgs    []jetstream.Msg
 	entries []domain.DLQEntry
+	// spans are the ingest spans of traced messages (nil for the others),
+	// parallel to msgs; empty when no message of the batch is traced.
+	spans []trace.Span
 }
 
 // fetch fetches batches until fetchCtx ends and hands them to the writers.
@@ -259,6 +263,7 @@ func (in *Ingest) handOver(writeCtx context.Context, work chan<- *ingestBatch, b
 		case <-t.C:
 			inProgress(b.msgs)
 		case <-writeCtx.Done():
+			endSpans(b.spans, writeCtx.Err())
 			nakAll(b.msgs)
 			return false
 		}
@@ -279,6 +284,12 @@ func (in *Ingest) decode(ctx context.Context, msg jetstream.Msg, b *ingestBatch)
 	}
 	b.msgs = append(b.msgs, msg)
 	b.entries = append(b.entries, in.entry(m, dl))
+	if span := startIngestSpan(msg.Subject(), msg.Headers(), m.Subject.Service, m.Envelope.ID); span != nil {
+		if len(b.spans) < len(b.msgs)-1 {
+			b.spans = append(b.spans, make([]trace.Span, len(b.msgs)-1-len(b.spans))...)
+		}
+		b.spans = append(b.spans, span)
+	}
 }
 
 // entry converts a decoded dead letter to a new entry. It is created at its
@@ -334,8 +345,11 @@ func (in *Ingest) publishRejected(ctx context.Context, r events.Rejected, env ev
 	}
 	ctx, cancel := context.WithTimeout(ctx, in.cfg.InsertTimeout)
 	defer cancel()
-	_, err = in.js.PublishMsg(ctx, out)
-	return err
+	if _, err = in.js.PublishMsg(ctx, out); err != nil {
+		return err
+	}
+	countRejected(ctx, r.Kind)
+	return nil
 }
 
 // write inserts b and acks its messages, retrying with backoff while the
@@ -345,6 +359,7 @@ func (in *Ingest) write(ctx context.Context, b *ingestBatch) {
 	lastRefresh := time.Now()
 	for {
 		if ctx.Err() != nil {
+			endSpans(b.spans, ctx.Err())
 			nakAll(b.msgs)
 			return
 		}
@@ -352,6 +367,7 @@ func (in *Ingest) write(ctx context.Context, b *ingestBatch) {
 		res, err := in.store.InsertEntries(ictx, b.entries)
 		cancel()
 		if err == nil {
+			in.keepTraces(ctx, b, res)
 			in.commit(b.msgs, res)
 			return
 		}
@@ -362,6 +378,7 @@ func (in *Ingest) write(ctx context.Context, b *ingestBatch) {
 			return
 		}
 		if ctx.Err() != nil {
+			endSpans(b.spans, ctx.Err())
 			nakAll(b.msgs)
 			return
 		}
@@ -375,6 +392,7 @@ func (in *Ingest) write(ctx context.Context, b *ingestBatch) {
 			lastRefresh = time.Now()
 		}
 		if !sleepCtx(ctx, backoff) {
+			endSpans(b.spans, ctx.Err())
 			nakAll(b.msgs)
 			return
 		}
@@ -388,18 +406,44 @@ func (in *Ingest) write(ctx context.Context, b *ingestBatch) {
 func (in *Ingest) writeEach(ctx context.Context, b *ingestBatch) {
 	for i, e := range b.entries {
 		one := &ingestBatch{msgs: b.msgs[i : i+1], entries: []domain.DLQEntry{e}}
+		if i < len(b.spans) {
+			one.spans = b.spans[i : i+1]
+		}
 		ictx, cancel := context.WithTimeout(ctx, in.cfg.InsertTimeout)
 		res, err := in.store.InsertEntries(ictx, one.entries)
 		cancel()
 		switch {
 		case err == nil:
+			in.keepTraces(ctx, one, res)
 			in.commit(one.msgs, res)
 		case errors.Is(err, store.ErrInvalidEntry):
+			endSpans(one.spans, err)
 			in.reject(ctx, one.msgs[0], fmt.Errorf("%w: %w", events.ErrInvalidValue, err))
 		default:
 			in.write(ctx, one)
 		}
 	}
+}
+
+// keepTraces stores the trace context of b's inserted entries, when the
+// store keeps them, and ends b's ingest spans. A failure is logged: it costs
+// the traces their continuation, never the dead letters.
+func (in *Ingest) keepTraces(ctx context.Context, b *ingestBatch, res store.InsertResult) {
+	if len(b.spans) == 0 {
+		return
+	}
+	var err error
+	if ts, ok := in.store.(TraceStore); ok {
+		if tps := traceParents(b, res.Inserted); len(tps) > 0 {
+			ictx, cancel := context.WithTimeout(ctx, in.cfg.InsertTimeout)
+			err = ts.SetTraceContexts(ictx, tps)
+			cancel()
+			if err != nil {
+				in.log.LogAttrs(ctx, slog.LevelDebug, "trace contexts not stored", slog.Any("error", err))
+			}
+		}
+	}
+	endSpans(b.spans, err)
 }
 
 // commit acks msgs, whose entries are committed, and counts res.
