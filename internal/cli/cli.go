@@ -56,6 +56,8 @@ type command struct {
 	needs  need
 	// flags registers the command's own flags.
 	flags func(fs *process.Flags) func() any
+	// check validates the positional arguments before anything connects.
+	check func(args []string) error
 	run   func(r *runner, args []string) error
 }
 
@@ -178,6 +180,11 @@ func runCommand(ctx context.Context, cmd *command, args []string, stdout, stderr
 	}
 	if err := checkArgs(cmd, pos); err != nil {
 		return fail(stderr, *asJSON, err, cmd)
+	}
+	if cmd.check != nil {
+		if err := cmd.check(pos); err != nil {
+			return fail(stderr, *asJSON, err, cmd)
+		}
 	}
 	if cmd.manual && strings.TrimSpace(*reason) == "" {
 		return fail(stderr, *asJSON, usagef("%s: --reason is required: manual actions are audited with who and why", cmd.name()), cmd)

@@ -26,14 +26,16 @@ func governanceCommands() []*command {
 			summary: "turn the kill switch on (stops automated replay, refuses manual breaker control) or off",
 			examples: []string{"baldur governance kill-switch on --reason 'INC-4711: replay storm'",
 				"baldur governance kill-switch off --reason 'INC-4711 resolved'"},
-			run: runKillSwitch,
+			check: func(a []string) error { _, err := killSwitchAction(a[0]); return err },
+			run:   runKillSwitch,
 		},
 		{
 			noun: "governance", verb: "emergency", args: []string{"LEVEL"}, manual: true, needs: needNATS,
 			summary: "set the emergency level: 0|NORMAL, 1|LEVEL_1, 2|LEVEL_2, 3|LEVEL_3",
 			examples: []string{"baldur governance emergency 2 --reason 'INC-4711'",
 				"baldur governance emergency NORMAL --reason 'all clear'"},
-			run: runEmergency,
+			check: func(a []string) error { _, err := emergencyLevel(a[0]); return err },
+			run:   runEmergency,
 		},
 		{
 			noun: "governance", verb: "slo-target", args: []string{"TARGET"}, manual: true, needs: needNATS,
@@ -44,7 +46,8 @@ func governanceCommands() []*command {
 				w := f.FlagSet().Duration("window", 0, "SLO window, 1h..2160h (default 720h)")
 				return func() any { return w }
 			},
-			run: runSLOTarget,
+			check: func(a []string) error { _, err := sloTarget(a[0]); return err },
+			run:   runSLOTarget,
 		},
 	}
 }
@@ -109,32 +112,54 @@ func runGovernance(r *runner, cmd events.GovernanceCommand, what string) error {
 	return governanceDetail(r, res.Status)
 }
 
-func runKillSwitch(r *runner, args []string) error {
-	cmd := events.GovernanceCommand{Actor: r.actor, Reason: r.reason}
-	switch strings.ToLower(args[0]) {
+func killSwitchAction(arg string) (events.GovernanceAction, error) {
+	switch strings.ToLower(arg) {
 	case "on":
-		cmd.Action = events.ActionKillSwitchOn
+		return events.ActionKillSwitchOn, nil
 	case "off":
-		cmd.Action = events.ActionKillSwitchOff
-	default:
-		return usagef("governance kill-switch: want on or off, not %q", args[0])
+		return events.ActionKillSwitchOff, nil
 	}
+	return "", usagef("governance kill-switch: want on or off, not %q", arg)
+}
+
+func emergencyLevel(arg string) (domain.EmergencyLevel, error) {
+	lvl, err := domain.ParseEmergencyLevel(arg)
+	if err != nil {
+		return 0, usagef("governance emergency: %v", err)
+	}
+	return lvl, nil
+}
+
+func sloTarget(arg string) (float64, error) {
+	target, err := strconv.ParseFloat(arg, 64)
+	if err != nil {
+		return 0, usagef("governance slo-target: %q is not a number (e.g. 0.999, or 0 to turn the gate off)", arg)
+	}
+	return target, nil
+}
+
+func runKillSwitch(r *runner, args []string) error {
+	action, err := killSwitchAction(args[0])
+	if err != nil {
+		return err
+	}
+	cmd := events.GovernanceCommand{Action: action, Actor: r.actor, Reason: r.reason}
 	return runGovernance(r, cmd, "kill switch "+strings.ToLower(args[0]))
 }
 
 func runEmergency(r *runner, args []string) error {
-	lvl, err := domain.ParseEmergencyLevel(args[0])
+	lvl, err := emergencyLevel(args[0])
 	if err != nil {
-		return usagef("governance emergency: %v", err)
+		return err
 	}
 	cmd := events.GovernanceCommand{Action: events.ActionSetEmergencyLevel, Level: &lvl, Actor: r.actor, Reason: r.reason}
 	return runGovernance(r, cmd, "emergency level "+lvl.String())
 }
 
 func runSLOTarget(r *runner, args []string) error {
-	target, err := strconv.ParseFloat(args[0], 64)
+	target, err := sloTarget(args[0])
 	if err != nil {
-		return usagef("governance slo-target: %q is not a number (e.g. 0.999, or 0 to turn the gate off)", args[0])
+		return err
 	}
 	window := *r.extra.(*time.Duration)
 	cmd := events.GovernanceCommand{Action: events.ActionSetSLOTarget, SLOTarget: &target, SLOWindow: domain.Duration(window),
@@ -153,7 +178,7 @@ func configCommands() []*command {
 	return []*command{
 		{
 			noun: "config", verb: "get", args: []string{"KEY"}, needs: needNATS,
-			summary: "show a key of baldur_config (a service, _defaults, _sla or _cells) and its effective setting",
+			summary:  "show a key of baldur_config (a service, _defaults, _sla or _cells) and its effective setting",
 			examples: []string{"baldur config get payments", "baldur config get _defaults --json"},
 			run:      runConfigGet,
 		},
