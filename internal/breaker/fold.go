@@ -61,7 +61,9 @@ func refusalCode(err error) string {
 // An applied archive command ends a segment: the breaker folded so far is
 // archived (its key deleted), and the inputs after it are folded into a new
 // breaker with a second compare-and-set.
-func (w *Worker) foldGroup(ctx context.Context, g *group, gov domain.Governance, out *foldOut) error {
+func (w *Worker) foldGroup(ctx context.Context, g *group, gov domain.Governance, out *foldOut) (err error) {
+	ctx, span := startFold(ctx, g)
+	defer func() { endSpan(span, err) }()
 	for start := 0; start < len(g.items); {
 		next, err := w.foldSegment(ctx, g, start, gov, out)
 		if err != nil {

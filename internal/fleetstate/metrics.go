@@ -26,11 +26,11 @@ var states = []domain.State{domain.StateClosed, domain.StateHalfOpen, domain.Sta
 // failure rate. One process per fleet role is enough to register it (the
 // breaker-workers do); every value is read at collection time.
 func (v *View) RegisterMetrics(m metric.Meter) (metric.Registration, error) {
-	state, err1 := m.Int64ObservableGauge("baldur.breaker.state", metric.WithUnit("1"),
+	state, err1 := m.Int64ObservableGauge("baldur.breaker.state", metric.WithUnit("{state}"),
 		metric.WithDescription("1 for the current state of each service's breaker, 0 for the other states."))
-	kill, err2 := m.Int64ObservableGauge("baldur.governance.kill_switch", metric.WithUnit("1"),
+	kill, err2 := m.Int64ObservableGauge("baldur.governance.kill_switch", metric.WithUnit("{state}"),
 		metric.WithDescription("1 while the fleet's kill switch is on."))
-	level, err3 := m.Int64ObservableGauge("baldur.governance.emergency_level", metric.WithUnit("1"),
+	level, err3 := m.Int64ObservableGauge("baldur.governance.emergency_level", metric.WithUnit("{level}"),
 		metric.WithDescription("The fleet's emergency level, 0 (normal) to 3."))
 	budget, err4 := m.Float64ObservableGauge("baldur.governance.error_budget.remaining", metric.WithUnit("1"),
 		metric.WithDescription("Fraction of the error budget left (0–1), while the error-budget gate is enabled."))

@@ -141,7 +141,7 @@ func (w *Worker) RegisterMetrics(m metric.Meter) (metric.Registration, error) {
 		metric.WithDescription("Dead letters fetched by ingest, by outcome (inserted, duplicate, rejected)."))
 	leases, err3 := m.Int64ObservableGauge("baldur.replay.leases.held", metric.WithUnit("{lease}"),
 		metric.WithDescription("Replay leases this worker holds: services it drains now."))
-	paused, err4 := m.Int64ObservableGauge("baldur.dlq.ingest.paused", metric.WithUnit("1"),
+	paused, err4 := m.Int64ObservableGauge("baldur.dlq.ingest.paused", metric.WithUnit("{state}"),
 		metric.WithDescription("1 while ingest is paused because PostgreSQL fails."))
 	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return nil, err

@@ -14,7 +14,7 @@ import (
 // past their SLA, expired and purged, and each duty's runs and errors.
 // Unregister the registration when the watchdog is gone.
 func (w *Watchdog) RegisterMetrics(m metric.Meter) (metric.Registration, error) {
-	leader, err1 := m.Int64ObservableGauge("baldur.watchdog.leader", metric.WithUnit("1"),
+	leader, err1 := m.Int64ObservableGauge("baldur.watchdog.leader", metric.WithUnit("{state}"),
 		metric.WithDescription("1 while this watchdog holds the leader lease."))
 	acquired, err2 := m.Int64ObservableCounter("baldur.watchdog.lease.acquired", metric.WithUnit("{lease}"),
 		metric.WithDescription("Leader lease takeovers by this watchdog."))
