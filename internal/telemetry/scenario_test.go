@@ -64,9 +64,21 @@ func TestScenario(t *testing.T) {
 
 	meter := telemetry.Meter("test")
 	for _, reg := range []func() error{
-		func() error { r, err := bw.RegisterMetrics(meter); t.Cleanup(func() { _ = r.Unregister() }); return err },
-		func() error { r, err := view.RegisterMetrics(meter); t.Cleanup(func() { _ = r.Unregister() }); return err },
-		func() error { r, err := rw.RegisterMetrics(meter); t.Cleanup(func() { _ = r.Unregister() }); return err },
+		func() error {
+			r, err := bw.RegisterMetrics(meter)
+			t.Cleanup(func() { _ = r.Unregister() })
+			return err
+		},
+		func() error {
+			r, err := view.RegisterMetrics(meter)
+			t.Cleanup(func() { _ = r.Unregister() })
+			return err
+		},
+		func() error {
+			r, err := rw.RegisterMetrics(meter)
+			t.Cleanup(func() { _ = r.Unregister() })
+			return err
+		},
 	} {
 		require.NoError(t, reg())
 	}

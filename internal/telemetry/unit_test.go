@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/baldurfleet/baldur/internal/telemetry"
 	"github.com/baldurfleet/baldur/internal/devstack"
+	"github.com/baldurfleet/baldur/internal/telemetry"
 )
 
 func TestCarrierKeepsExactHeaderNames(t *testing.T) {
