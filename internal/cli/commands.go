@@ -1,7 +1,6 @@
 package cli
 
-// commands returns every command, in the order of the help. `baldur dev`
-// (issue 8) registers itself here when it lands.
+// commands returns every command, in the order of the help.
 func commands() []*command {
 	var all []*command
 	all = append(all, breakerCommands()...)
@@ -10,5 +9,6 @@ func commands() []*command {
 	all = append(all, auditCommands()...)
 	all = append(all, configCommands()...)
 	all = append(all, adminCommands()...)
+	all = append(all, devCommands()...)
 	return all
 }

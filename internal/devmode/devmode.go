@@ -1,0 +1,585 @@
+package devmode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/baldurfleet/baldur/db"
+	"github.com/baldurfleet/baldur/internal/admin"
+	"github.com/baldurfleet/baldur/internal/breaker"
+	"github.com/baldurfleet/baldur/internal/devstack"
+	"github.com/baldurfleet/baldur/internal/fleetstate"
+	"github.com/baldurfleet/baldur/internal/opsclient"
+	"github.com/baldurfleet/baldur/internal/process"
+	"github.com/baldurfleet/baldur/internal/replay"
+	"github.com/baldurfleet/baldur/internal/store"
+	"github.com/baldurfleet/baldur/internal/topology"
+	"github.com/baldurfleet/baldur/internal/watchdog"
+)
+
+// Defaults of Config.
+const (
+	// DefaultDataDir is where NATS and PostgreSQL keep their data between
+	// runs, relative to the working directory.
+	DefaultDataDir = ".baldur"
+	// DefaultNATSPort is the embedded nats-server's client port.
+	DefaultNATSPort = devstack.DefaultNATSPort
+	// DefaultHTTPAddr is where the admin API and the dashboard listen.
+	DefaultHTTPAddr = admin.DefaultAddr
+	// DefaultWatchdogTick is the watchdog's tick in dev mode: short, so that
+	// recovery timeouts of a few seconds are acted on quickly.
+	DefaultWatchdogTick = time.Second
+	// DefaultStopTimeout bounds Stop when its context has no deadline.
+	DefaultStopTimeout = 4 * time.Second
+	// DefaultContinuousEvery is the replay-worker's period of continuous
+	// drains in dev mode (services whose auto_replay is continuous).
+	DefaultContinuousEvery = 2 * time.Second
+	// RandomPort as Config.NATSPort lets the system choose the port.
+	RandomPort = devstack.RandomPort
+	// databaseName is the database dev mode creates in a local PostgreSQL.
+	databaseName = "baldur"
+	// startTimeout bounds the start of everything but PostgreSQL's initdb.
+	startTimeout = 90 * time.Second
+)
+
+// Config configures a dev fleet. The zero value, with Out set, runs the fleet
+// without the demo on the default ports with data under .baldur.
+type Config struct {
+	// DataDir holds nats/ and pg/ between runs; DefaultDataDir when empty.
+	// Ignored with Ephemeral.
+	DataDir string
+	// Ephemeral keeps everything in temporary directories removed at Stop.
+	Ephemeral bool
+	// NATSPort is the embedded nats-server's port on 127.0.0.1;
+	// DefaultNATSPort when 0, RandomPort to let the system choose.
+	NATSPort int
+	// HTTPAddr is where the admin API and dashboard listen;
+	// DefaultHTTPAddr when empty (port 0 chooses a free port).
+	HTTPAddr string
+	// AdminToken is the bearer token the admin API's writes need; empty
+	// makes the dashboard read-only.
+	AdminToken string
+	// DatabaseURL names the PostgreSQL to use; empty starts a local one from
+	// the installed server binaries (data under DataDir/pg).
+	DatabaseURL string
+	// NodeID prefixes the node ids of the workers; "dev" when empty.
+	NodeID string
+	// WatchdogTick is the watchdog's tick; DefaultWatchdogTick when 0.
+	WatchdogTick time.Duration
+	// Demo runs the demo (see DemoConfig) once the fleet is up.
+	Demo bool
+	// DemoConfig tunes the demo; zero fields take their defaults.
+	DemoConfig DemoConfig
+	// Out receives the banner and the demo's story; io.Discard when nil.
+	Out io.Writer
+	// Logger receives the components' logs; nil discards them.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.NATSPort == 0 {
+		c.NATSPort = DefaultNATSPort
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = DefaultHTTPAddr
+	}
+	if c.NodeID == "" {
+		c.NodeID = "dev"
+	}
+	if c.WatchdogTick == 0 {
+		c.WatchdogTick = DefaultWatchdogTick
+	}
+	if c.Out == nil {
+		c.Out = io.Discard
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case c.NATSPort != RandomPort && (c.NATSPort < 1 || c.NATSPort > 65535):
+		return c, fmt.Errorf("%w: --nats-port %d is not a TCP port (1 to 65535)", ErrConfig, c.NATSPort)
+	case c.WatchdogTick < 10*time.Millisecond:
+		return c, fmt.Errorf("%w: watchdog tick %s is below 10ms", ErrConfig, c.WatchdogTick)
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		return c, fmt.Errorf("%w: --http-addr %q: %v", ErrConfig, c.HTTPAddr, err)
+	}
+	if c.Demo {
+		var err error
+		if c.DemoConfig, err = c.DemoConfig.withDefaults(); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// Fleet is a running dev fleet. Stop it with Stop.
+type Fleet struct {
+	cfg      Config
+	log      *slog.Logger
+	natsURL  string
+	dbURL    string
+	adminURL string
+	demo     *Demo
+
+	// stops run in reverse order at Stop.
+	stops []func(ctx context.Context) error
+}
+
+// Start starts the fleet and returns once every part runs (and, with
+// Config.Demo, the demo has begun). It checks the ports first, so a taken
+// port fails at once with an error wrapping ErrPortTaken that names it. On
+// any failure what was started is stopped again.
+func Start(ctx context.Context, cfg Config) (_ *Fleet, err error) {
+	cfg, err = cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPorts(cfg); err != nil {
+		return nil, err
+	}
+	f := &Fleet{cfg: cfg, log: cfg.Logger}
+	defer func() {
+		if err != nil {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultStopTimeout)
+			defer cancel()
+			_ = f.Stop(sctx)
+		}
+	}()
+	sctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+
+	natsDir, pgDir, err := f.dirs()
+	if err != nil {
+		return nil, err
+	}
+	if err := f.startNATS(sctx, natsDir); err != nil {
+		return nil, err
+	}
+	if err := f.startPostgres(sctx, pgDir); err != nil {
+		return nil, err
+	}
+	pool, err := f.openDatabase(sctx)
+	if err != nil {
+		return nil, err
+	}
+	top, err := f.ensureTopology(sctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.startBreakerWorker(sctx, top.Config); err != nil {
+		return nil, err
+	}
+	if err := f.startReplayWorker(ctx, sctx, pool); err != nil {
+		return nil, err
+	}
+	if err := f.startWatchdog(ctx, sctx, pool); err != nil {
+		return nil, err
+	}
+	ops, err := f.startAdmin(ctx, sctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	f.banner()
+	if cfg.Demo {
+		d, err := startDemo(ctx, sctx, f, ops)
+		if err != nil {
+			return nil, err
+		}
+		f.demo = d
+		f.onStop(d.stop)
+	}
+	return f, nil
+}
+
+// Run starts the fleet, runs it until ctx ends (Ctrl-C) and stops it within
+// DefaultStopTimeout.
+func Run(ctx context.Context, cfg Config) error {
+	f, err := Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	fmt.Fprintln(f.cfg.Out, "stopping ...")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultStopTimeout)
+	defer cancel()
+	if err := f.Stop(sctx); err != nil {
+		return err
+	}
+	fmt.Fprintln(f.cfg.Out, "stopped")
+	return nil
+}
+
+// NATSURL is the embedded nats-server's client URL.
+func (f *Fleet) NATSURL() string { return f.natsURL }
+
+// DatabaseURL is the PostgreSQL URL the fleet uses.
+func (f *Fleet) DatabaseURL() string { return f.dbURL }
+
+// AdminURL is the dashboard's URL (the API is under /api/).
+func (f *Fleet) AdminURL() string { return f.adminURL }
+
+// Demo is the running demo, nil without Config.Demo.
+func (f *Fleet) Demo() *Demo { return f.demo }
+
+// Stop stops every part in the reverse order of their start, the demo
+// first and the nats-server and PostgreSQL last, within ctx (DefaultStopTimeout
+// when ctx has no deadline). It is safe to call more than once.
+func (f *Fleet) Stop(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultStopTimeout)
+		defer cancel()
+	}
+	var errs []error
+	for i := len(f.stops) - 1; i >= 0; i-- {
+		if err := f.stops[i](ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	f.stops = nil
+	return errors.Join(errs...)
+}
+
+func (f *Fleet) onStop(fn func(ctx context.Context) error) { f.stops = append(f.stops, fn) }
+
+func (f *Fleet) onClose(fn func()) {
+	f.onStop(func(context.Context) error { fn(); return nil })
+}
+
+// checkPorts fails when the NATS port or the HTTP address is taken, before
+// anything slow starts.
+func checkPorts(cfg Config) error {
+	if cfg.NATSPort != RandomPort {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.NATSPort))
+		if err := probe(addr); err != nil {
+			return fmt.Errorf("%w: NATS port %d on 127.0.0.1 is in use (another baldur dev or nats-server?): choose another with --nats-port",
+				ErrPortTaken, cfg.NATSPort)
+		}
+	}
+	if err := probe(cfg.HTTPAddr); err != nil {
+		return fmt.Errorf("%w: cannot listen on %s for the dashboard (%v): choose another address with --http-addr",
+			ErrPortTaken, cfg.HTTPAddr, errors.Unwrap(err))
+	}
+	return nil
+}
+
+func probe(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	return ln.Close()
+}
+
+// dirs returns the directories of NATS and PostgreSQL ("" for PostgreSQL
+// means a temporary one, or none with Config.DatabaseURL).
+func (f *Fleet) dirs() (natsDir, pgDir string, err error) {
+	if f.cfg.Ephemeral {
+		tmp, err := os.MkdirTemp("", "baldur-dev-")
+		if err != nil {
+			return "", "", fmt.Errorf("%w: temporary directory: %w", ErrStart, err)
+		}
+		f.onStop(func(context.Context) error { return os.RemoveAll(tmp) })
+		return filepath.Join(tmp, "nats"), "", nil
+	}
+	root, err := filepath.Abs(f.cfg.DataDir)
+	if err != nil {
+		return "", "", fmt.Errorf("%w: --data-dir %s: %w", ErrStart, f.cfg.DataDir, err)
+	}
+	natsDir = filepath.Join(root, "nats")
+	if err := os.MkdirAll(natsDir, 0o755); err != nil {
+		return "", "", fmt.Errorf("%w: --data-dir: %w", ErrStart, err)
+	}
+	return natsDir, filepath.Join(root, "pg"), nil
+}
+
+func (f *Fleet) startNATS(ctx context.Context, dir string) error {
+	n, err := devstack.StartNATS(ctx, devstack.NATSOptions{
+		Port: f.cfg.NATSPort, StoreDir: dir, ServerName: f.cfg.NodeID,
+		Logger: f.log.With(slog.String("component", "nats-server")),
+	})
+	if err != nil {
+		return fmt.Errorf("%w: embedded nats-server on port %d: %w", ErrStart, f.cfg.NATSPort, err)
+	}
+	f.onClose(n.Shutdown)
+	f.natsURL = n.ClientURL()
+	return nil
+}
+
+func (f *Fleet) startPostgres(ctx context.Context, dir string) error {
+	if f.cfg.DatabaseURL != "" {
+		f.dbURL = f.cfg.DatabaseURL
+		return nil
+	}
+	pg, err := devstack.StartPostgres(ctx, devstack.PostgresOptions{Dir: dir, Durable: dir != ""})
+	if err != nil {
+		return fmt.Errorf("%w: local PostgreSQL (or set --database-url / $%s): %w", ErrStart, process.EnvDatabaseURL, err)
+	}
+	f.onStop(pg.Stop)
+	conn, err := pgx.Connect(ctx, pg.URL())
+	if err != nil {
+		return fmt.Errorf("%w: connect to the local PostgreSQL: %w", ErrStart, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", databaseName).Scan(&exists); err != nil {
+		return fmt.Errorf("%w: look for database %s: %w", ErrStart, databaseName, err)
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+databaseName); err != nil {
+			return fmt.Errorf("%w: create database %s: %w", ErrStart, databaseName, err)
+		}
+	}
+	f.dbURL = pg.DatabaseURL(databaseName)
+	return nil
+}
+
+func (f *Fleet) openDatabase(ctx context.Context) (*pgxpool.Pool, error) {
+	where := process.Redact(f.dbURL)
+	pool, err := pgxpool.New(ctx, f.dbURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --database-url %s: %w", ErrConfig, where, err)
+	}
+	f.onClose(pool.Close)
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: PostgreSQL at %s is unreachable: %w", ErrStart, where, err)
+	}
+	defer conn.Release()
+	if err := db.Migrate(ctx, conn.Conn()); err != nil {
+		return nil, fmt.Errorf("%w: migrate PostgreSQL at %s: %w", ErrStart, where, err)
+	}
+	return pool, nil
+}
+
+// connect opens a NATS connection named after a component, closed at Stop.
+func (f *Fleet) connect(component string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(f.natsURL, nats.Name("baldur dev "+component), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: connect %s to NATS: %w", ErrStart, component, err)
+	}
+	f.onClose(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: JetStream for %s: %w", ErrStart, component, err)
+	}
+	return nc, js, nil
+}
+
+func (f *Fleet) ensureTopology(ctx context.Context) (*topology.Topology, error) {
+	_, js, err := f.connect("topology")
+	if err != nil {
+		return nil, err
+	}
+	top, err := topology.Ensure(ctx, js, topology.Config{})
+	if err != nil {
+		return nil, fmt.Errorf("%w: topology: %w", ErrStart, err)
+	}
+	if _, err := topology.EnsureReplay(ctx, js, top.Config); err != nil {
+		return nil, fmt.Errorf("%w: replay topology: %w", ErrStart, err)
+	}
+	return top, nil
+}
+
+func (f *Fleet) node(role string) string { return f.cfg.NodeID + "-" + role }
+
+func (f *Fleet) logger(component string) *slog.Logger {
+	return f.log.With(slog.String("component", component))
+}
+
+// watch starts a fleet-state view on js, stopped at Stop.
+func (f *Fleet) watch(ctx context.Context, js jetstream.JetStream, log *slog.Logger) (*fleetstate.View, error) {
+	view, err := fleetstate.Watch(ctx, js, fleetstate.WithLogger(log))
+	if err != nil {
+		return nil, fmt.Errorf("%w: watch the fleet state: %w", ErrStart, err)
+	}
+	f.onClose(view.Stop)
+	return view, nil
+}
+
+func (f *Fleet) startBreakerWorker(ctx context.Context, tc topology.Config) error {
+	log := f.logger("breaker-worker")
+	nc, js, err := f.connect("breaker-worker")
+	if err != nil {
+		return err
+	}
+	top, err := topology.Ensure(ctx, js, tc)
+	if err != nil {
+		return fmt.Errorf("%w: breaker-worker topology: %w", ErrStart, err)
+	}
+	view, err := f.watch(ctx, js, log)
+	if err != nil {
+		return err
+	}
+	w, err := breaker.New(js, breaker.Config{
+		Topology: top, Node: f.node("breaker"), Configs: view, Governance: view, Logger: log, Conn: nc,
+	})
+	if err != nil {
+		return fmt.Errorf("%w: breaker-worker: %w", ErrStart, err)
+	}
+	if err := w.Start(ctx); err != nil {
+		return fmt.Errorf("%w: breaker-worker: %w", ErrStart, err)
+	}
+	f.onStop(w.Stop)
+	return nil
+}
+
+func (f *Fleet) startReplayWorker(life, ctx context.Context, pool *pgxpool.Pool) error {
+	log := f.logger("replay-worker")
+	nc, js, err := f.connect("replay-worker")
+	if err != nil {
+		return err
+	}
+	view, err := f.watch(ctx, js, log)
+	if err != nil {
+		return err
+	}
+	cfg := replay.Config{
+		NodeID:          f.node("replay"),
+		Trigger:         replay.TriggerConfig{ContinuousEvery: DefaultContinuousEvery},
+		ShutdownTimeout: DefaultStopTimeout,
+	}.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("%w: replay-worker: %w", ErrStart, err)
+	}
+	w, err := replay.New(cfg, replay.Deps{
+		Store: store.New(pool, store.WithRetryPolicy(cfg.Retry)),
+		NC:    nc, JS: js, View: replay.FleetView(view), Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("%w: replay-worker: %w", ErrStart, err)
+	}
+	if err := w.Start(life); err != nil {
+		return fmt.Errorf("%w: replay-worker: %w", ErrStart, err)
+	}
+	f.onStop(w.Stop)
+	return nil
+}
+
+func (f *Fleet) startWatchdog(life, ctx context.Context, pool *pgxpool.Pool) error {
+	log := f.logger("watchdog")
+	node := f.node("watchdog")
+	_, js, err := f.connect("watchdog")
+	if err != nil {
+		return err
+	}
+	top, err := topology.Ensure(ctx, js, topology.Config{})
+	if err != nil {
+		return fmt.Errorf("%w: watchdog topology: %w", ErrStart, err)
+	}
+	rollupConsumer, err := topology.EnsureWatchdog(ctx, js, top.Config)
+	if err != nil {
+		return fmt.Errorf("%w: watchdog topology: %w", ErrStart, err)
+	}
+	view, err := f.watch(ctx, js, log)
+	if err != nil {
+		return err
+	}
+	st := store.New(pool)
+	budget, err := watchdog.NewErrorBudget(watchdog.BudgetConfig{Node: node, JS: js, Governance: top.Governance, Store: st, Logger: log})
+	if err != nil {
+		return fmt.Errorf("%w: watchdog: %w", ErrStart, err)
+	}
+	aggregate, err := watchdog.NewAggregate(top.Governance, view, 0)
+	if err != nil {
+		return fmt.Errorf("%w: watchdog: %w", ErrStart, err)
+	}
+	cells, err := watchdog.NewCells(top.ConfigKV, top.Breakers, js, node, log)
+	if err != nil {
+		return fmt.Errorf("%w: watchdog: %w", ErrStart, err)
+	}
+	rollups := watchdog.NewRollups(rollupConsumer, st, watchdog.RollupOptions{Logger: log})
+	if err := rollups.Start(life); err != nil {
+		return fmt.Errorf("%w: watchdog rollups: %w", ErrStart, err)
+	}
+	f.onStop(rollups.Stop)
+	w, err := watchdog.New(watchdog.Config{Node: node, Tick: f.cfg.WatchdogTick, Logger: log},
+		watchdog.Deps{JS: js, Topology: top, Store: st, Configs: view, Duties: []watchdog.Duty{budget, aggregate, cells}})
+	if err != nil {
+		return fmt.Errorf("%w: watchdog: %w", ErrStart, err)
+	}
+	if err := w.Start(life); err != nil {
+		return fmt.Errorf("%w: watchdog: %w", ErrStart, err)
+	}
+	f.onStop(w.Stop)
+	return nil
+}
+
+func (f *Fleet) startAdmin(life, ctx context.Context, pool *pgxpool.Pool) (*opsclient.Client, error) {
+	nc, _, err := f.connect("admin")
+	if err != nil {
+		return nil, err
+	}
+	ops, err := opsclient.New(ctx, nc, opsclient.WithSource(f.node("admin")), opsclient.WithAuditStore(store.New(pool)))
+	if err != nil {
+		return nil, fmt.Errorf("%w: operator client: %w", ErrStart, err)
+	}
+	srv, err := admin.New(admin.Config{Addr: f.cfg.HTTPAddr, AdminToken: f.cfg.AdminToken, DLQPoll: time.Second, Logger: f.logger("admin")},
+		admin.Deps{JetStream: ops.JetStream(), Operator: ops})
+	if err != nil {
+		return nil, fmt.Errorf("%w: admin: %w", ErrStart, err)
+	}
+	if err := srv.Start(life); err != nil {
+		if errors.Is(err, admin.ErrListen) {
+			return nil, fmt.Errorf("%w: %w", ErrPortTaken, err)
+		}
+		return nil, fmt.Errorf("%w: admin: %w", ErrStart, err)
+	}
+	f.onStop(srv.Stop)
+	f.adminURL = "http://" + srv.Addr() + "/"
+	return ops, nil
+}
+
+// banner prints where everything is and what to try.
+func (f *Fleet) banner() {
+	w := f.cfg.Out
+	data := "kept under " + f.cfg.DataDir
+	if f.cfg.Ephemeral {
+		data = "ephemeral (removed at exit)"
+	}
+	db := "local PostgreSQL"
+	if f.cfg.DatabaseURL != "" {
+		db = "PostgreSQL from --database-url"
+	}
+	fmt.Fprintf(w, "baldur dev: the fleet is up (data %s)\n", data)
+	fmt.Fprintf(w, "  NATS       %s (embedded, JetStream)\n", f.natsURL)
+	fmt.Fprintf(w, "  database   %s (%s)\n", process.Redact(f.dbURL), db)
+	fmt.Fprintf(w, "  workers    breaker-worker, replay-worker, watchdog (tick %s)\n", f.cfg.WatchdogTick)
+	fmt.Fprintf(w, "  dashboard  %s\n", f.adminURL)
+	if f.cfg.AdminToken == "" {
+		fmt.Fprintln(w, "             read-only: pass --admin-token to allow writes from the dashboard")
+	}
+	env := ""
+	if f.natsURL != process.DefaultNATSURL {
+		env = "BALDUR_NATS_URL=" + f.natsURL + " "
+	}
+	fmt.Fprintln(w, "try, in another terminal (baldur is `go run ./cmd/baldur` from the repository):")
+	for _, c := range []string{
+		"baldur breaker list",
+		"baldur breaker get payments",
+		"baldur dlq stats",
+		"baldur dlq list --service payments --status pending",
+		"baldur breaker open payments --reason \"trying it out\" --ttl 1m",
+		"baldur audit list --database-url '" + f.dbURL + "'",
+	} {
+		fmt.Fprintf(w, "  %s%s\n", env, c)
+	}
+	fmt.Fprintln(w, "Ctrl-C stops everything.")
+}
