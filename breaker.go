@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,9 @@ type Breaker struct {
 	// slowNanos is the service's slow_call_duration in nanoseconds, 0 when
 	// off; refreshed by the reporter from the resolved config.
 	slowNanos atomic.Int64
+	// tier is the service's tier (1 to 3), from the same config; it decides
+	// admission under an emergency level.
+	tier atomic.Int32
 	// refusedRev is the snapshot revision + 1 at which a permit was refused:
 	// until the breaker's state changes, asking again is pointless.
 	refusedRev atomic.Uint64
@@ -59,6 +63,7 @@ const (
 	refusedOpen
 	refusedNoPermit
 	refusedDownstream
+	refusedEmergency
 )
 
 // err returns the error of a refusal for service svc, nil when admitted.
@@ -70,6 +75,8 @@ func (v verdict) err(svc string) error {
 		return fmt.Errorf("%w: service %q", ErrNoPermit, svc)
 	case refusedDownstream:
 		return fmt.Errorf("%w: service %q", ErrDownstream, svc)
+	case refusedEmergency:
+		return fmt.Errorf("%w: service %q", ErrEmergency, svc)
 	}
 	return nil
 }
@@ -110,6 +117,11 @@ func (b *Breaker) admit() verdict {
 	}
 	if b.h == nil {
 		return admitted
+	}
+	if lvl := b.c.view.EmergencyLevel(); lvl != domain.EmergencyNormal {
+		if share := lvl.TierAdmission(int(b.tier.Load())); share < 1 && (share <= 0 || rand.Float64() >= share) {
+			return refusedEmergency
+		}
 	}
 	s := b.h.Load()
 	d, timeless := s.AllowsTimeless()
@@ -244,7 +256,9 @@ func (b *Breaker) newType(ft string) *atomic.Int64 {
 // refreshConfig reads the service's slow_call_duration from the resolved
 // config.
 func (b *Breaker) refreshConfig() {
-	b.slowNanos.Store(int64(b.c.view.Config(b.name).SlowCallDuration))
+	cfg := b.c.view.Config(b.name)
+	b.slowNanos.Store(int64(cfg.SlowCallDuration))
+	b.tier.Store(int32(cfg.Tier))
 }
 
 // idle reports whether no call was recorded since the last take.

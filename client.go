@@ -73,8 +73,9 @@ type Client struct {
 // checker is a registered downstream checker.
 type checker struct{ fn func(svc string) bool }
 
-// Connect joins the fleet over nc: it watches the buckets baldur_breakers and
-// baldur_config (returning once their current values are loaded) and starts
+// Connect joins the fleet over nc: it watches the buckets baldur_breakers,
+// baldur_config and baldur_governance (returning once their current values
+// are loaded: the emergency level sheds calls by tier) and starts
 // the background reporter. The topology (streams and buckets) is created by
 // the fleet's workers; Connect fails if the buckets do not exist. The caller
 // keeps ownership of nc: Close does not close it.
@@ -95,7 +96,7 @@ func Connect(ctx context.Context, nc *nats.Conn, opts ...Option) (*Client, error
 	if err != nil {
 		return nil, fmt.Errorf("baldur: jetstream: %w", err)
 	}
-	view, err := fleetstate.Watch(ctx, js, fleetstate.WithLogger(o.logger), fleetstate.WithoutGovernance())
+	view, err := fleetstate.Watch(ctx, js, fleetstate.WithLogger(o.logger))
 	if err != nil {
 		return nil, fmt.Errorf("baldur: watching the fleet's state: %w", err)
 	}

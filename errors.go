@@ -14,6 +14,10 @@ var (
 	// ErrDownstream reports a call refused by a downstream checker
 	// registered with RegisterDownstreamChecker.
 	ErrDownstream = errors.New("baldur: refused by a downstream checker")
+	// ErrEmergency reports a call refused because the fleet's emergency level
+	// sheds the service's tier (LEVEL_1 tier 3, LEVEL_2 tiers 2 and 3, LEVEL_3
+	// also half of tier 1; the tier is the service's config field "tier").
+	ErrEmergency = errors.New("baldur: shed by the emergency level")
 	// ErrClosed reports use of a Client after Close.
 	ErrClosed = errors.New("baldur: client closed")
 	// ErrInvalidService reports a service name the contract refuses
@@ -53,9 +57,11 @@ func IsPermanent(err error) bool {
 }
 
 // refusal reports whether err is a refusal of a call by Baldur (ErrOpen,
-// ErrNoPermit or ErrDownstream), as opposed to a failure of the call.
+// ErrNoPermit, ErrDownstream or ErrEmergency), as opposed to a failure of the
+// call.
 func refusal(err error) bool {
-	return errors.Is(err, ErrOpen) || errors.Is(err, ErrNoPermit) || errors.Is(err, ErrDownstream)
+	return errors.Is(err, ErrOpen) || errors.Is(err, ErrNoPermit) || errors.Is(err, ErrDownstream) ||
+		errors.Is(err, ErrEmergency)
 }
 
 // IsRefusal reports whether err says that Baldur refused the call (the

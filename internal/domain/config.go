@@ -104,6 +104,11 @@ type Config struct {
 	// ReplayRateLimit is the maximum replays per second for the service; 0 is
 	// unlimited.
 	ReplayRateLimit float64 `json:"replay_rate_limit"`
+	// Tier is how critical the service is, 1 (most) to 3 (least): under an
+	// emergency level the SDK admits calls by tier (EmergencyLevel
+	// TierAdmission: LEVEL_1 stops tier 3, LEVEL_2 tiers 2 and 3, LEVEL_3
+	// also halves tier 1). Unconfigured services are tier 3, as in the seed.
+	Tier int `json:"tier"`
 }
 
 // DefaultConfig returns the built-in defaults: the seed's values, slow-call
@@ -128,6 +133,7 @@ func DefaultConfig() Config {
 		ManualOverrideTTL:     Duration(90 * time.Minute),
 		AutoReplay:            AutoReplayOnClose,
 		ReplayRateLimit:       0,
+		Tier:                  3,
 	}
 }
 
@@ -179,6 +185,7 @@ const (
 //	manual_override_ttl       duration in [1s, 168h]
 //	auto_replay               on_close, continuous or manual
 //	replay_rate_limit         per second in [0, 100000]; 0 is unlimited
+//	tier                      1, 2 or 3 (1 is the most critical)
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(field string, value any, rule string) {
@@ -237,6 +244,7 @@ func (c Config) Validate() error {
 		bad("auto_replay", fmt.Sprintf("%q", c.AutoReplay), "one of on_close, continuous, manual")
 	}
 	floatIn("replay_rate_limit", c.ReplayRateLimit, 0, MaxReplayRateLimit)
+	intIn("tier", c.Tier, 1, 3)
 	return errors.Join(errs...)
 }
 
@@ -266,6 +274,7 @@ var configFields = []configField{
 	{"manual_override_ttl", func(c *Config) any { return &c.ManualOverrideTTL }},
 	{"auto_replay", func(c *Config) any { return &c.AutoReplay }},
 	{"replay_rate_limit", func(c *Config) any { return &c.ReplayRateLimit }},
+	{"tier", func(c *Config) any { return &c.Tier }},
 }
 
 // ConfigDefaultsKey is the key of the fleet-wide layer in baldur_config.

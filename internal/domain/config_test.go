@@ -35,6 +35,7 @@ func TestDefaultConfigIsTheSeeds(t *testing.T) {
 		ManualOverrideTTL:     domain.Duration(90 * time.Minute),
 		AutoReplay:            domain.AutoReplayOnClose,
 		ReplayRateLimit:       0,
+		Tier:                  3, // unconfigured services are tier 3 (seed)
 	}, c)
 }
 
@@ -48,7 +49,7 @@ func TestConfigJSONUsesSnakeCaseAndDurationStrings(t *testing.T) {
 		"min_failing_nodes": 1, "recovery_timeout": "1m0s", "recovery_backoff": 1,
 		"max_recovery_timeout": "10m0s", "recovery_jitter": 0, "half_open_max_calls": 3,
 		"success_threshold": 2, "half_open_stuck_timeout": "1m0s",
-		"manual_override_ttl": "1h30m0s", "auto_replay": "on_close", "replay_rate_limit": 0
+		"manual_override_ttl": "1h30m0s", "auto_replay": "on_close", "replay_rate_limit": 0, "tier": 3
 	}`, string(b))
 }
 
@@ -95,6 +96,9 @@ func TestConfigValidate(t *testing.T) {
 		{"auto_replay unknown", func(c *domain.Config) { c.AutoReplay = "sometimes" }, "auto_replay"},
 		{"auto_replay continuous", func(c *domain.Config) { c.AutoReplay = domain.AutoReplayContinuous }, ""},
 		{"replay_rate_limit negative", func(c *domain.Config) { c.ReplayRateLimit = -1 }, "replay_rate_limit"},
+		{"tier 0", func(c *domain.Config) { c.Tier = 0 }, "tier"},
+		{"tier 4", func(c *domain.Config) { c.Tier = 4 }, "tier"},
+		{"tier 1", func(c *domain.Config) { c.Tier = 1 }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

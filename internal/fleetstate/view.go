@@ -286,6 +286,10 @@ func (v *View) AggregateFailureRate() float64 {
 // Governance returns the fleet's governance state.
 func (v *View) Governance() domain.Governance { return *v.gov.Load() }
 
+// EmergencyLevel returns the fleet's emergency level without copying the
+// governance state: the SDK reads it on every call.
+func (v *View) EmergencyLevel() domain.EmergencyLevel { return v.gov.Load().Emergency.Level }
+
 // Config returns svc's resolved breaker config: the built-in defaults, then
 // "_defaults", then svc's own object, each the last valid one.
 func (v *View) Config(svc string) domain.Config { return v.cfg.get(svc) }
