@@ -26,6 +26,11 @@ run: ## run the whole fleet with a demo on embedded defaults (`baldur dev`)
 test: ## run every test with the race detector, against real NATS and PostgreSQL
 	$(GO) test -race -timeout 15m $(PKGS)
 
+.PHONY: chaos
+chaos: ## run the fault-injection suite (internal/chaos, at most 15 minutes); BALDUR_CHAOS_SEED=n repeats a run
+	$(GO) vet -tags chaos ./internal/chaos/...
+	$(GO) test -race -tags chaos -count=1 -timeout 15m -v ./internal/chaos/...
+
 .PHONY: generate
 generate: ## regenerate the sqlc code under internal/store/dbsqlc
 	$(GO) tool sqlc generate

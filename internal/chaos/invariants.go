@@ -1,0 +1,206 @@
+//go:build chaos
+
+package chaos
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/baldurfleet/baldur/internal/breaker"
+	"github.com/baldurfleet/baldur/internal/domain"
+	"github.com/baldurfleet/baldur/internal/events"
+	"github.com/baldurfleet/baldur/internal/topology"
+)
+
+// Breakers returns the stored breaker of every service in svcs (a missing
+// one is the zero Breaker).
+func (h *Harness) Breakers(ctx context.Context, svcs []string) (map[string]domain.Breaker, error) {
+	st := breaker.NewStateStore(h.Top.Breakers, h.JS, "chaos-checker", nil)
+	out := make(map[string]domain.Breaker, len(svcs))
+	for _, svc := range svcs {
+		b, _, err := st.Get(ctx, svc)
+		if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil, err
+		}
+		out[svc] = b
+	}
+	return out, nil
+}
+
+// TransitionEvents reads every breaker transition event stored in
+// BALDUR_EVENTS and counts them by service and generation.
+func (h *Harness) TransitionEvents(ctx context.Context) (map[string]map[uint64]int, int, error) {
+	c, err := h.JS.OrderedConsumer(ctx, topology.StreamEvents, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"baldur.event.breaker.>"},
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	out := map[string]map[uint64]int{}
+	n := 0
+	for {
+		batch, err := c.Fetch(1000, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			return nil, 0, err
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			if strings.HasSuffix(m.Subject(), ".archived") {
+				continue
+			}
+			ev, err := events.DecodeTransitionEvent(m.Data())
+			if err != nil {
+				h.Violation("undecodable transition event on %s: %v", m.Subject(), err)
+				continue
+			}
+			if out[ev.Service] == nil {
+				out[ev.Service] = map[uint64]int{}
+			}
+			out[ev.Service][ev.Generation]++
+			n++
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
+			return nil, 0, err
+		}
+		if got == 0 {
+			return out, n, nil
+		}
+	}
+}
+
+// CheckTransitions checks guarantee 2 for svcs: every stored breaker has no
+// transition left unpublished, and its generations 1..G each have exactly
+// one transition event, none beyond G. It returns the number of events.
+func (h *Harness) CheckTransitions(ctx context.Context, svcs []string) int {
+	h.tb.Helper()
+	states, err := h.Breakers(ctx, svcs)
+	if err != nil {
+		h.tb.Fatalf("chaos: read breakers: %v", err)
+	}
+	evs, n, err := h.TransitionEvents(ctx)
+	if err != nil {
+		h.tb.Fatalf("chaos: read transition events: %v", err)
+	}
+	for _, svc := range svcs {
+		b := states[svc]
+		if len(b.PendingEvents) > 0 {
+			h.Violation("%s: %d transitions written but never published", svc, len(b.PendingEvents))
+		}
+		got := evs[svc]
+		for g := uint64(1); g <= b.Generation; g++ {
+			if got[g] != 1 {
+				h.Violation("%s: generation %d has %d transition events, want exactly 1", svc, g, got[g])
+			}
+		}
+		for g, c := range got {
+			if g > b.Generation || g == 0 {
+				h.Violation("%s: %d transition events for generation %d, beyond the stored generation %d", svc, c, g, b.Generation)
+			}
+		}
+	}
+	return n
+}
+
+// CheckFolded checks guarantee 3: the window of every service in want
+// holds exactly the acknowledged report totals (the services' windows must
+// be longer than the scenario and their breakers must not transition).
+func (h *Harness) CheckFolded(ctx context.Context, want map[string]Outcomes) {
+	h.tb.Helper()
+	svcs := make([]string, 0, len(want))
+	for svc := range want {
+		svcs = append(svcs, svc)
+	}
+	states, err := h.Breakers(ctx, svcs)
+	if err != nil {
+		h.tb.Fatalf("chaos: read breakers: %v", err)
+	}
+	for svc, w := range want {
+		got := states[svc].Window.WindowStats
+		if got.Successes != w.Successes || got.Failures != w.Failures {
+			h.Violation("%s: folded %d successes and %d failures, published %d and %d",
+				svc, got.Successes, got.Failures, w.Successes, w.Failures)
+		}
+	}
+}
+
+// FoldedEqual reports whether every service in want holds exactly its
+// acknowledged totals now (for waiting until the fleet caught up).
+func (h *Harness) FoldedEqual(ctx context.Context, want map[string]Outcomes) bool {
+	svcs := make([]string, 0, len(want))
+	for svc := range want {
+		svcs = append(svcs, svc)
+	}
+	states, err := h.Breakers(ctx, svcs)
+	if err != nil {
+		return false
+	}
+	for svc, w := range want {
+		got := states[svc].Window.WindowStats
+		if got.Successes != w.Successes || got.Failures != w.Failures {
+			return false
+		}
+	}
+	return true
+}
+
+// Unsettled counts the entries of svcs that are pending or replaying.
+func (h *Harness) Unsettled(ctx context.Context, svcs []string) (int64, error) {
+	counts, err := h.Store.Counts(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, svc := range svcs {
+		n += counts[svc][domain.DLQPending] + counts[svc][domain.DLQReplaying]
+	}
+	return n, nil
+}
+
+// CheckDeadLetters checks guarantee 6 for the acknowledged dead letters
+// (id → service): each is in PostgreSQL exactly once, in a status final
+// accepts; an entry replayed had a successful delivery. It returns the
+// number of entries checked.
+func (h *Harness) CheckDeadLetters(ctx context.Context, acked map[string]string, sink *ReplaySink, final func(domain.DLQStatus) bool) int64 {
+	h.tb.Helper()
+	perSvc := map[string]int64{}
+	for id, svc := range acked {
+		perSvc[svc]++
+		e, err := h.Store.Get(ctx, id)
+		if err != nil {
+			h.Violation("acknowledged dead letter %s of %s not in PostgreSQL: %v", id, svc, err)
+			continue
+		}
+		if !final(e.Status) {
+			h.Violation("entry %s of %s ended %s", id, svc, e.Status)
+		}
+		if sink != nil && e.Status == domain.DLQReplayed && sink.Succeeded(id) == 0 {
+			h.Violation("entry %s of %s is replayed but its handler never succeeded", id, svc)
+		}
+	}
+	counts, err := h.Store.Counts(ctx)
+	if err != nil {
+		h.tb.Fatalf("chaos: DLQ counts: %v", err)
+	}
+	var total int64
+	for svc, want := range perSvc {
+		var got int64
+		for _, c := range counts[svc] {
+			got += c
+		}
+		if got != want {
+			h.Violation("%s: %d entries in PostgreSQL, %d dead letters acknowledged", svc, got, want)
+		}
+		total += got
+	}
+	return total
+}
+
+// ReplayedOrEscalated accepts the two statuses a drained entry ends in.
+func ReplayedOrEscalated(s domain.DLQStatus) bool {
+	return s == domain.DLQReplayed || s == domain.DLQRequiresReview
+}
