@@ -71,7 +71,7 @@ func commandUsage(w io.Writer, c *command, fs *flag.FlagSet) {
 	fs.VisitAll(func(f *flag.Flag) {
 		if !sharedFlags[f.Name] {
 			own = true
-		} else if f.Name != "http-addr" || c.noun == "admin" {
+		} else if f.Name != "http-addr" || serves(c) {
 			shared = true
 		}
 	})
@@ -89,17 +89,25 @@ func commandUsage(w io.Writer, c *command, fs *flag.FlagSet) {
 	fmt.Fprint(w, exitCodesHelp)
 }
 
+// serves reports whether c is a long-running server (admin, dev), which
+// uses --http-addr and may use --database-url.
+func serves(c *command) bool { return c.noun == "admin" || c.noun == "dev" }
+
 // hiddenShared hides the process flags a CLI command does not use.
 func hiddenShared(c *command, name string) bool {
 	switch name {
-	case "node-id", "replicas", "log-level", "log-format":
+	case "log-level", "log-format":
+		return c.noun != "dev"
+	case "node-id", "replicas":
 		return true
+	case "nats-url", "nats-creds":
+		return c.noun == "dev" // it runs its own nats-server
 	case "http-addr":
-		return c.noun != "admin"
+		return !serves(c)
 	case "reason":
 		return !c.manual
 	case "database-url":
-		return c.needs&needDB == 0 && c.noun != "admin"
+		return c.needs&needDB == 0 && !serves(c)
 	}
 	return false
 }
