@@ -13,14 +13,8 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
-run: ## run the whole fleet with a demo on embedded defaults (`baldur dev`)
-	@echo "baldur dev is not built yet (it lands with the breaker fleet and replay-worker issues)."
-	@echo "When it is, 'make run' will:"
-	@echo "  1. start an embedded nats-server with JetStream and a throw-away local PostgreSQL,"
-	@echo "  2. create the streams, KV buckets and schema,"
-	@echo "  3. run a breaker-worker, a replay-worker and the watchdog in one process,"
-	@echo "  4. drive a demo service through failure, OPEN, dead letters, recovery and replay."
-	@echo "Today you can exercise everything that exists with 'make test'."
+run: ## run the whole fleet in one process with the demo (`baldur dev --demo`; docs/dev.md)
+	$(GO) run ./cmd/baldur dev --demo
 
 .PHONY: test
 test: ## run every test with the race detector, against real NATS and PostgreSQL
