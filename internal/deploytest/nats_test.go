@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/baldurfleet/baldur"
+	"github.com/baldurfleet/baldur/internal/admin"
 	"github.com/baldurfleet/baldur/internal/breaker"
 	"github.com/baldurfleet/baldur/internal/devstack"
 	"github.com/baldurfleet/baldur/internal/domain"
@@ -196,7 +199,7 @@ func TestNATSPermissions(t *testing.T) {
 	svcID := connectAs(t, url, "service")
 	client, err := baldur.Connect(ctx, svcID.nc, baldur.WithNodeID("deploytest-app"),
 		baldur.WithFlushInterval(20*time.Millisecond), baldur.WithLogger(slog.New(slog.DiscardHandler)))
-	require.NoError(t, err, "baldur.Connect as service (watches baldur_breakers and baldur_config)")
+	require.NoError(t, err, "baldur.Connect as service (watches baldur_breakers, baldur_config and baldur_governance)")
 	t.Cleanup(func() { _ = client.Close(context.Background()) })
 
 	t.Run("service reports outcomes", func(t *testing.T) {
@@ -324,6 +327,19 @@ func TestNATSPermissions(t *testing.T) {
 			_, err = ops.ConfigSet(ctx, user+"-svc", []byte(`{"failure_threshold":7}`))
 			require.NoError(t, err, "the %s writes config", user)
 			require.Empty(t, op.violations(), "the operator tools ran into a permission the %s lacks", user)
+
+			if user == "admin" {
+				// The admin API and dashboard run as this user: its live
+				// feeds start and its probe path answers.
+				srv, err := admin.New(admin.Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)},
+					admin.Deps{JetStream: ops.JetStream(), Operator: ops})
+				require.NoError(t, err)
+				require.NoError(t, srv.StartFeeds(ctx), "the admin's live feeds as the admin user")
+				rec := httptest.NewRecorder()
+				srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, adminProbes[0], nil))
+				require.Equal(t, http.StatusOK, rec.Code, adminProbes[0])
+				require.Empty(t, op.violations())
+			}
 
 			kv, err := op.js.KeyValue(ctx, topology.BucketBreakers)
 			require.NoError(t, err)
