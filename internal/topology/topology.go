@@ -314,6 +314,10 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, p int, cfg Conf
 		Durable:        ConsumerName(p),
 		Description:    fmt.Sprintf("Breaker-worker partition %d of %d", p, cfg.Partitions),
 		FilterSubjects: partitionFilters(p),
+		// AckAll: a worker acks the last message of each folded batch
+		// once. A consumer created by an older version keeps AckExplicit
+		// (the server cannot change the policy of an existing consumer);
+		// the worker reads the policy and acks every message then.
 		AckPolicy:      jetstream.AckAllPolicy,
 		AckWait:        30 * time.Second,
 		MaxAckPending:  20_000,
