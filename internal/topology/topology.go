@@ -318,11 +318,11 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, p int, cfg Conf
 		// once. A consumer created by an older version keeps AckExplicit
 		// (the server cannot change the policy of an existing consumer);
 		// the worker reads the policy and acks every message then.
-		AckPolicy:      jetstream.AckAllPolicy,
-		AckWait:        30 * time.Second,
-		MaxAckPending:  20_000,
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		Replicas:       cfg.Replicas,
+		AckPolicy:     jetstream.AckAllPolicy,
+		AckWait:       30 * time.Second,
+		MaxAckPending: 20_000,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		Replicas:      cfg.Replicas,
 	}
 	c, err := js.Consumer(ctx, StreamInput, want.Durable)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
