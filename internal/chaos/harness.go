@@ -69,6 +69,20 @@ func RunSeed() int64 {
 	return runSeed
 }
 
+// EnvLog names the environment variable that, set to a slog level ("debug",
+// "info", "warn", "error"), sends the workers' logs at that level and above
+// to standard error. Unset, they are discarded.
+const EnvLog = "BALDUR_CHAOS_LOG"
+
+// logger returns the logger of the component named name.
+func (h *Harness) logger(name string) *slog.Logger {
+	var level slog.Level
+	if v := os.Getenv(EnvLog); v == "" || level.UnmarshalText([]byte(v)) != nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With(slog.String("node", name))
+}
+
 // Options shape a Harness; zero fields take the defaults below.
 type Options struct {
 	// Nodes is the cluster size; 3 by default.
@@ -107,6 +121,9 @@ type Harness struct {
 	Store *store.Store
 
 	nodeAddrs []string
+
+	lettersMu sync.Mutex
+	letters   []*DeadLetters
 
 	faults     atomic.Int64
 	faultMu    sync.Mutex

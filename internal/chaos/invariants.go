@@ -161,6 +161,21 @@ func (h *Harness) Unsettled(ctx context.Context, svcs []string) (int64, error) {
 	return n, nil
 }
 
+// Stored counts the entries of svcs in PostgreSQL, whatever their status.
+func (h *Harness) Stored(ctx context.Context, svcs []string) (int64, error) {
+	counts, err := h.Store.Counts(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, svc := range svcs {
+		for _, c := range counts[svc] {
+			n += c
+		}
+	}
+	return n, nil
+}
+
 // CheckDeadLetters checks guarantee 6 for the acknowledged dead letters
 // (id → service): each is in PostgreSQL exactly once, in a status final
 // accepts; an entry replayed had a successful delivery. It returns the

@@ -203,7 +203,26 @@ type DeadLetters struct {
 
 // NewDeadLetters returns a dead-letter submitter on an SDK client of its own.
 func (h *Harness) NewDeadLetters(node string) *DeadLetters {
-	return &DeadLetters{h: h, client: h.Client(node), acked: map[string]string{}}
+	d := &DeadLetters{h: h, client: h.Client(node), acked: map[string]string{}}
+	h.lettersMu.Lock()
+	h.letters = append(h.letters, d)
+	h.lettersMu.Unlock()
+	return d
+}
+
+// AckedDeadLetters returns the dead letters acknowledged so far by every
+// submitter of the harness, id → service.
+func (h *Harness) AckedDeadLetters() map[string]string {
+	h.lettersMu.Lock()
+	all := append([]*DeadLetters(nil), h.letters...)
+	h.lettersMu.Unlock()
+	out := map[string]string{}
+	for _, d := range all {
+		for id, svc := range d.Acked() {
+			out[id] = svc
+		}
+	}
+	return out
 }
 
 // Submit sends dead letter number i of svc (its id derived from the seed,

@@ -38,11 +38,16 @@ type proc struct {
 	view *fleetstate.View
 	dead atomic.Bool
 	stop func(ctx context.Context) error
+	// life is the context components that run until it ends are started
+	// with; Stop and Kill end it.
+	life context.Context
+	end  context.CancelFunc
 }
 
 func (h *Harness) startProc(name string) *proc {
 	h.tb.Helper()
 	p := &proc{h: h, name: name, Link: NewNATSLink(h.tb, h.nodeAddrs...)}
+	p.life, p.end = context.WithCancel(context.Background())
 	nc, err := nats.Connect(p.Link.URL(),
 		nats.Name(name),
 		nats.IgnoreDiscoveredServers(), // every reconnect goes through the link
@@ -88,6 +93,7 @@ func (p *proc) Stop() {
 			p.h.tb.Logf("chaos: %s: stop: %v", p.name, err)
 		}
 	}
+	p.end()
 	p.view.Stop()
 	p.nc.Close()
 }
@@ -109,6 +115,7 @@ func (p *proc) kill(extra ...*Link) {
 		defer cancel()
 		_ = p.stop(ctx) // fails: its connections are gone
 	}
+	p.end()
 }
 
 // BreakerWorker is an in-process breaker-worker (serving half-open permits)
@@ -132,7 +139,7 @@ func (h *Harness) StartBreakerWorker(name string) *BreakerWorker {
 	}
 	w, err := breaker.New(p.js, breaker.Config{
 		Topology: top, Node: name, Configs: p.view, Governance: p.view, Conn: p.nc,
-		Logger: slog.New(slog.DiscardHandler),
+		Logger: h.logger(name),
 	})
 	if err != nil {
 		h.tb.Fatalf("chaos: %s: %v", name, err)
@@ -236,12 +243,13 @@ func (h *Harness) StartReplayWorker(name string, opts ReplayOptions) *ReplayWork
 	w, err := replay.New(cfg, replay.Deps{
 		Store: store.New(pool, store.WithRetryPolicy(cfg.Retry)),
 		NC:    p.nc, JS: p.js, View: replay.FleetView(p.view),
-		Logger: slog.New(slog.DiscardHandler),
+		Logger: h.logger(name),
 	})
 	if err != nil {
 		h.tb.Fatalf("chaos: %s: %v", name, err)
 	}
-	if err := w.Start(ctx); err != nil {
+	// The worker runs until its life context ends: Stop or Kill.
+	if err := w.Start(p.life); err != nil {
 		h.tb.Fatalf("chaos: %s: start: %v", name, err)
 	}
 	rw := &ReplayWorker{proc: p, DBLink: dbLink, Worker: w, pool: pool}
@@ -319,12 +327,12 @@ func (h *Harness) StartWatchdog(name string) *Watchdog {
 		h.tb.Fatalf("chaos: %s: pool: %v", name, err)
 	}
 	wd, err := watchdog.New(watchdog.Config{Node: name, Tick: 200 * time.Millisecond, LeaseTTL: 2 * time.Second,
-		Logger: slog.New(slog.DiscardHandler)},
+		Logger: h.logger(name)},
 		watchdog.Deps{JS: p.js, Topology: top, Store: store.New(pool), Configs: p.view})
 	if err != nil {
 		h.tb.Fatalf("chaos: %s: %v", name, err)
 	}
-	if err := wd.Start(ctx); err != nil {
+	if err := wd.Start(p.life); err != nil {
 		h.tb.Fatalf("chaos: %s: start: %v", name, err)
 	}
 	p.stop = func(ctx context.Context) error {
