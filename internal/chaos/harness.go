@@ -207,6 +207,13 @@ func (h *Harness) IntN(n int) int {
 	return h.rand.IntN(n)
 }
 
+// Perm returns a seeded random permutation of [0, n).
+func (h *Harness) Perm(n int) []int {
+	h.randMu.Lock()
+	defer h.randMu.Unlock()
+	return h.rand.Perm(n)
+}
+
 // Float64 returns a seeded random float in [0, 1).
 func (h *Harness) Float64() float64 {
 	h.randMu.Lock()

@@ -219,3 +219,23 @@ func (h *Harness) CheckDeadLetters(ctx context.Context, acked map[string]string,
 func ReplayedOrEscalated(s domain.DLQStatus) bool {
 	return s == domain.DLQReplayed || s == domain.DLQRequiresReview
 }
+
+// FoldedAtLeast reports whether every service in want has folded at least
+// its totals in want (for waiting on a fleet that keeps receiving load).
+func (h *Harness) FoldedAtLeast(ctx context.Context, want map[string]Outcomes) bool {
+	svcs := make([]string, 0, len(want))
+	for svc := range want {
+		svcs = append(svcs, svc)
+	}
+	states, err := h.Breakers(ctx, svcs)
+	if err != nil {
+		return false
+	}
+	for svc, w := range want {
+		got := states[svc].Window.WindowStats
+		if got.Successes < w.Successes || got.Failures < w.Failures {
+			return false
+		}
+	}
+	return true
+}
