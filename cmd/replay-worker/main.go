@@ -18,20 +18,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/baldurfleet/baldur/db"
-	"github.com/baldurfleet/baldur/internal/fleetstate"
 	"github.com/baldurfleet/baldur/internal/process"
 	"github.com/baldurfleet/baldur/internal/replay"
-	"github.com/baldurfleet/baldur/internal/store"
 	"github.com/baldurfleet/baldur/internal/telemetry"
-	"github.com/baldurfleet/baldur/internal/topology"
+	"github.com/baldurfleet/baldur/internal/worker"
 )
 
 // name is the binary's name, in its flags' usage and in NATS.
@@ -87,21 +81,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return exitUsage
 	}
 	log := pc.Logger(stderr)
-	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: name, NodeID: pc.NodeID, Getenv: getenv})
+	res, err := worker.Open(ctx, pc, worker.Options{
+		Name: name, Roles: []worker.Role{worker.RoleReplay}, Logger: log, Getenv: getenv, StartTimeout: startTimeout,
+	})
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, oneLine(err))
-		return exitUsage
+		if errors.Is(err, telemetry.ErrSetup) {
+			return exitUsage
+		}
+		return exitFailed
 	}
-	defer shutdownTelemetry(tel, log)
-
-	w, closeAll, err := start(ctx, pc, cfg, log, tel)
+	defer func() { _ = res.Close(context.WithoutCancel(ctx)) }()
+	w, err := worker.StartReplay(ctx, res, worker.ReplayConfig{Config: cfg})
+	if err == nil {
+		if _, err = res.ServeHealth(w.Checks()...); err != nil {
+			err = errors.Join(err, w.Stop(context.WithoutCancel(ctx)))
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, oneLine(err))
 		return exitFailed
 	}
-	defer closeAll()
+	log.Info("replay-worker running", slog.String("nats", pc.RedactedNATSURL()), slog.String("database", process.Redact(pc.DatabaseURL)))
 	if ready != nil {
-		ready(w)
+		ready(w.Worker)
 	}
 	<-ctx.Done()
 	log.Info("stopping", slog.Duration("timeout", cfg.ShutdownTimeout))
@@ -114,141 +117,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	return exitOK
 }
 
-// start connects, migrates, creates the topology and starts the worker. The
-// returned func closes what start opened.
-func start(ctx context.Context, pc process.Config, cfg replay.Config, log *slog.Logger, tel *telemetry.Provider) (*replay.Worker, func(), error) {
-	var closers []func()
-	closeAll := func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
-	}
-	fail := func(err error) (*replay.Worker, func(), error) {
-		closeAll()
-		return nil, nil, err
-	}
-	sctx, cancel := context.WithTimeout(ctx, startTimeout)
-	defer cancel()
-
-	nc, err := pc.Connect(sctx, name, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-		log.Warn("NATS error", slog.Any("error", err))
-	}))
-	if err != nil {
-		return fail(err)
-	}
-	closers = append(closers, func() { _ = nc.Drain() })
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fail(fmt.Errorf("JetStream: %w", err))
-	}
-
-	pool, err := openDatabase(sctx, pc.DatabaseURL)
-	if err != nil {
-		return fail(err)
-	}
-	closers = append(closers, pool.Close)
-
-	tc := topology.Config{Replicas: pc.Replicas}
-	if _, err := topology.Ensure(sctx, js, tc); err != nil {
-		return fail(err)
-	}
-	if _, err := topology.EnsureReplay(sctx, js, tc); err != nil {
-		return fail(err)
-	}
-	view, err := fleetstate.Watch(sctx, js, fleetstate.WithLogger(log))
-	if err != nil {
-		return fail(fmt.Errorf("watch the fleet state: %w", err))
-	}
-	closers = append(closers, view.Stop)
-
-	w, err := replay.New(cfg, replay.Deps{
-		Store:  store.New(pool, store.WithRetryPolicy(cfg.Retry)),
-		NC:     nc,
-		JS:     js,
-		View:   replay.FleetView(view),
-		Logger: log,
-	})
-	if err != nil {
-		return fail(err)
-	}
-	if err := w.Start(ctx); err != nil {
-		return fail(err)
-	}
-	reg, err := w.RegisterMetrics(telemetry.Meter(name))
-	if err != nil {
-		_ = w.Stop(context.WithoutCancel(ctx))
-		return fail(fmt.Errorf("metrics: %w", err))
-	}
-	closers = append(closers, func() { _ = reg.Unregister() })
-	if pc.HTTPAddr != "" {
-		srv, err := telemetry.Serve(pc.HTTPAddr, telemetry.Handler(tel.Metrics(),
-			telemetry.NATSCheck(nc),
-			telemetry.StreamsCheck(js, topology.StreamDLQ, topology.StreamEvents),
-			telemetry.PostgresCheck(pool),
-			ingestCheck(w),
-		), log)
-		if err != nil {
-			_ = w.Stop(context.WithoutCancel(ctx))
-			return fail(fmt.Errorf("%w: %w", process.ErrInvalidConfig, err))
-		}
-		closers = append(closers, srv.Close)
-	}
-	log.Info("replay-worker running", slog.String("nats", pc.RedactedNATSURL()), slog.String("database", process.Redact(pc.DatabaseURL)))
-	return w, closeAll, nil
-}
-
-// openDatabase opens a pool on url, checks that PostgreSQL answers and
-// migrates the schema to the latest version.
-func openDatabase(ctx context.Context, url string) (*pgxpool.Pool, error) {
-	where := process.Redact(url)
-	pcfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		return nil, fmt.Errorf("%w: --database-url %s: %v", process.ErrInvalidConfig, where, err)
-	}
-	pcfg.ConnConfig.Tracer = telemetry.NewQueryTracer()
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
-	if err != nil {
-		return nil, fmt.Errorf("%w: --database-url %s: %v", process.ErrInvalidConfig, where, err)
-	}
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("%w: PostgreSQL at %s: %v", process.ErrUnreachable, where, err)
-	}
-	defer conn.Release()
-	if err := db.Migrate(ctx, conn.Conn()); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("migrate PostgreSQL at %s: %w", where, err)
-	}
-	return pool, nil
-}
-
-// ingestCheck is not ready while ingest is paused because PostgreSQL fails.
-func ingestCheck(w *replay.Worker) telemetry.Check {
-	return telemetry.Check{Name: "ingest", Func: func(context.Context) error {
-		if in := w.Ingest(); in != nil && in.Stats().Paused {
-			return errors.New("ingest paused: PostgreSQL fails")
-		}
-		return nil
-	}}
-}
-
-// shutdownTelemetry flushes the telemetry providers at exit.
-func shutdownTelemetry(tel *telemetry.Provider, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := tel.Shutdown(ctx); err != nil {
-		log.Warn("telemetry not flushed", slog.Any("error", err))
-	}
-}
-
 // oneLine flattens a joined error into one line.
-func oneLine(err error) string {
-	b := []byte(err.Error())
-	for i, c := range b {
-		if c == '\n' {
-			b[i] = ';'
-		}
-	}
-	return string(b)
-}
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", ";") }

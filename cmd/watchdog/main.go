@@ -26,17 +26,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/baldurfleet/baldur/db"
-	"github.com/baldurfleet/baldur/internal/fleetstate"
 	"github.com/baldurfleet/baldur/internal/process"
-	"github.com/baldurfleet/baldur/internal/store"
 	"github.com/baldurfleet/baldur/internal/telemetry"
-	"github.com/baldurfleet/baldur/internal/topology"
 	"github.com/baldurfleet/baldur/internal/watchdog"
+	"github.com/baldurfleet/baldur/internal/worker"
 )
 
 // name is the binary's name, in its flags' usage and in NATS.
@@ -88,166 +81,37 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return exitUsage
 	}
 
-	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: name, NodeID: pc.NodeID, Getenv: getenv})
+	res, err := worker.Open(ctx, pc, worker.Options{
+		Name: name, Roles: []worker.Role{worker.RoleWatchdog}, Logger: log, Getenv: getenv, StartTimeout: startTimeout,
+	})
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, oneLine(err))
-		return exitUsage
+		if errors.Is(err, telemetry.ErrSetup) {
+			return exitUsage
+		}
+		return exitFailed
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = tel.Shutdown(sctx)
-	}()
-
-	stopAll, err := start(ctx, pc, cfg, log, tel)
+	defer func() { _ = res.Close(context.WithoutCancel(ctx)) }()
+	w, err := worker.StartWatchdog(ctx, res, cfg)
+	if err == nil {
+		if _, err = res.ServeHealth(w.Checks()...); err != nil {
+			err = errors.Join(err, w.Stop(context.WithoutCancel(ctx)))
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, oneLine(err))
 		return exitFailed
 	}
+	log.Info("watchdog running", slog.String("nats", pc.RedactedNATSURL()), slog.String("database", process.Redact(pc.DatabaseURL)))
 	<-ctx.Done()
 	log.Info("stopping", slog.Duration("timeout", stopTimeout))
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 	defer cancel()
-	if err := stopAll(stopCtx); err != nil {
+	if err := w.Stop(stopCtx); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, oneLine(err))
 		return exitFailed
 	}
 	return exitOK
-}
-
-// start connects, migrates, creates the topology and starts the rollups and
-// the watchdog. The returned func stops and closes everything.
-func start(ctx context.Context, pc process.Config, cfg watchdog.Config, log *slog.Logger, tel *telemetry.Provider) (func(context.Context) error, error) {
-	var closers []func()
-	closeAll := func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
-	}
-	fail := func(err error) (func(context.Context) error, error) {
-		closeAll()
-		return nil, err
-	}
-	sctx, cancel := context.WithTimeout(ctx, startTimeout)
-	defer cancel()
-
-	nc, err := pc.Connect(sctx, name, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-		log.Warn("NATS error", slog.Any("error", err))
-	}))
-	if err != nil {
-		return fail(err)
-	}
-	closers = append(closers, func() { _ = nc.Drain() })
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fail(fmt.Errorf("JetStream: %w", err))
-	}
-	pool, err := openDatabase(sctx, pc.DatabaseURL)
-	if err != nil {
-		return fail(err)
-	}
-	closers = append(closers, pool.Close)
-
-	tc := topology.Config{Replicas: pc.Replicas}
-	top, err := topology.Ensure(sctx, js, tc)
-	if err != nil {
-		return fail(err)
-	}
-	rollupConsumer, err := topology.EnsureWatchdog(sctx, js, tc)
-	if err != nil {
-		return fail(err)
-	}
-	view, err := fleetstate.Watch(sctx, js, fleetstate.WithLogger(log))
-	if err != nil {
-		return fail(fmt.Errorf("watch the fleet state: %w", err))
-	}
-	closers = append(closers, view.Stop)
-	st := store.New(pool)
-
-	duties, err := extraDuties(js, top, st, view, pc.NodeID, log)
-	if err != nil {
-		return fail(err)
-	}
-	rollups := watchdog.NewRollups(rollupConsumer, st, watchdog.RollupOptions{Logger: log})
-	if err := rollups.Start(ctx); err != nil {
-		return fail(fmt.Errorf("start the outcome rollups: %w", err))
-	}
-	w, err := watchdog.New(cfg, watchdog.Deps{JS: js, Topology: top, Store: st, Configs: view, Duties: duties})
-	if err != nil {
-		_ = rollups.Stop(context.WithoutCancel(ctx))
-		return fail(err)
-	}
-	if err := w.Start(ctx); err != nil {
-		_ = rollups.Stop(context.WithoutCancel(ctx))
-		return fail(err)
-	}
-	reg, err := w.RegisterMetrics(telemetry.Meter(name))
-	if err != nil {
-		_ = errors.Join(w.Stop(context.WithoutCancel(ctx)), rollups.Stop(context.WithoutCancel(ctx)))
-		return fail(fmt.Errorf("metrics: %w", err))
-	}
-	closers = append(closers, func() { _ = reg.Unregister() })
-	if pc.HTTPAddr != "" {
-		srv, err := telemetry.Serve(pc.HTTPAddr, telemetry.Handler(tel.Metrics(),
-			telemetry.NATSCheck(nc),
-			telemetry.StreamsCheck(js, topology.StreamInput, topology.StreamDLQ, topology.StreamEvents),
-			telemetry.PostgresCheck(pool),
-		), log)
-		if err != nil {
-			_ = errors.Join(w.Stop(context.WithoutCancel(ctx)), rollups.Stop(context.WithoutCancel(ctx)))
-			return fail(fmt.Errorf("%w: %w", process.ErrInvalidConfig, err))
-		}
-		closers = append(closers, srv.Close)
-	}
-	log.Info("watchdog running", slog.String("nats", pc.RedactedNATSURL()), slog.String("database", process.Redact(pc.DatabaseURL)))
-	return func(ctx context.Context) error {
-		defer closeAll()
-		return errors.Join(w.Stop(ctx), rollups.Stop(ctx))
-	}, nil
-}
-
-// extraDuties are the duties beyond the built-in ones: the error budget, the
-// aggregate failure rate and the cell reconciliation.
-func extraDuties(js jetstream.JetStream, top *topology.Topology, st *store.Store, view *fleetstate.View, node string, log *slog.Logger) ([]watchdog.Duty, error) {
-	budget, err := watchdog.NewErrorBudget(watchdog.BudgetConfig{Node: node, JS: js, Governance: top.Governance, Store: st, Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	aggregate, err := watchdog.NewAggregate(top.Governance, view, 0)
-	if err != nil {
-		return nil, err
-	}
-	cells, err := watchdog.NewCells(top.ConfigKV, top.Breakers, js, node, log)
-	if err != nil {
-		return nil, err
-	}
-	return []watchdog.Duty{budget, aggregate, cells}, nil
-}
-
-// openDatabase opens a pool on url, checks that PostgreSQL answers and
-// migrates the schema to the latest version.
-func openDatabase(ctx context.Context, url string) (*pgxpool.Pool, error) {
-	where := process.Redact(url)
-	pcfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		return nil, fmt.Errorf("%w: --database-url %s: %v", process.ErrInvalidConfig, where, err)
-	}
-	pcfg.ConnConfig.Tracer = telemetry.NewQueryTracer()
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
-	if err != nil {
-		return nil, fmt.Errorf("%w: --database-url %s: %v", process.ErrInvalidConfig, where, err)
-	}
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("%w: PostgreSQL at %s: %v", process.ErrUnreachable, where, err)
-	}
-	defer conn.Release()
-	if err := db.Migrate(ctx, conn.Conn()); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("migrate PostgreSQL at %s: %w", where, err)
-	}
-	return pool, nil
 }
 
 // oneLine flattens a joined error into one line.
