@@ -395,7 +395,10 @@ func TestChaosSecurity(t *testing.T) {
 		h.Violation("dead letter %s changed under unauthenticated admin writes: %s, %v", dlID, e.Status, err)
 	}
 	// With the token, the same writes work (and are audited).
-	auth := func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+token); r.Header.Set(admin.ActorHeader, "alice") }
+	auth := func(r *http.Request) {
+		r.Header.Set("Authorization", "Bearer "+token)
+		r.Header.Set(admin.ActorHeader, "alice")
+	}
 	for _, p := range []struct{ path, body string }{
 		{"/api/breakers/" + svc + "/open", `{"reason":"incident 7"}`},
 		{"/api/breakers/" + svc + "/auto", `{"reason":"incident 7 over"}`},
