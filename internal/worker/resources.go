@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -161,6 +162,7 @@ func Open(ctx context.Context, pc process.Config, opts Options) (_ *Resources, e
 	defer func() {
 		if err != nil {
 			_ = r.Close(context.WithoutCancel(ctx))
+			err = oneLineError{err}
 		}
 	}()
 
@@ -309,6 +311,21 @@ func drain(ctx context.Context, nc *nats.Conn) error {
 		return fmt.Errorf("NATS connection not drained: %w", ctx.Err())
 	}
 }
+
+// oneLineError is an error whose message is on one line: the lines of a
+// joined or multi-line error (pgx lists every address it tried) are joined
+// with "; ".
+type oneLineError struct{ err error }
+
+func (e oneLineError) Error() string {
+	lines := strings.FieldsFunc(e.err.Error(), func(r rune) bool { return r == '\n' })
+	for i, l := range lines {
+		lines[i] = strings.TrimSpace(l)
+	}
+	return strings.Join(lines, "; ")
+}
+
+func (e oneLineError) Unwrap() error { return e.err }
 
 // openDatabase opens a pool on url with the query tracer, checks that
 // PostgreSQL answers and migrates the schema to the latest version.
