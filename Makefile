@@ -42,9 +42,13 @@ verify: ## gofmt, go vet, go mod tidy and generated code are clean
 bench: ## run the benchmarks with allocation counts (BENCHTIME=1s by default)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
 
+FUZZPKGS  ?= ./internal/events ./internal/replay ./internal/admin
+
 .PHONY: fuzz
-fuzz: ## run every fuzz target of the wire contract for FUZZTIME each (60s by default)
-	@for t in $$($(GO) test -list '^Fuzz' ./internal/events | grep '^Fuzz'); do \
-		echo "== $$t"; \
-		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./internal/events || exit 1; \
+fuzz: ## run every fuzz target (wire-contract decoders, DLQ endpoints, admin API) for FUZZTIME each (60s by default)
+	@for p in $(FUZZPKGS); do \
+		for t in $$($(GO) test -list '^Fuzz' $$p | grep '^Fuzz'); do \
+			echo "== $$p $$t"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
+		done; \
 	done
