@@ -7,27 +7,27 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/baldurfleet/baldur/db"
 	"github.com/baldurfleet/baldur/internal/admin"
 	"github.com/baldurfleet/baldur/internal/breaker"
 	"github.com/baldurfleet/baldur/internal/devstack"
-	"github.com/baldurfleet/baldur/internal/fleetstate"
 	"github.com/baldurfleet/baldur/internal/opsclient"
 	"github.com/baldurfleet/baldur/internal/process"
 	"github.com/baldurfleet/baldur/internal/replay"
 	"github.com/baldurfleet/baldur/internal/store"
-	"github.com/baldurfleet/baldur/internal/topology"
+	"github.com/baldurfleet/baldur/internal/telemetry"
 	"github.com/baldurfleet/baldur/internal/watchdog"
+	"github.com/baldurfleet/baldur/internal/worker"
 )
 
 // Defaults of Config.
@@ -37,7 +37,8 @@ const (
 	DefaultDataDir = ".baldur"
 	// DefaultNATSPort is the embedded nats-server's client port.
 	DefaultNATSPort = devstack.DefaultNATSPort
-	// DefaultHTTPAddr is where the admin API and the dashboard listen.
+	// DefaultHTTPAddr is where the admin API, the dashboard, /healthz,
+	// /readyz and /metrics listen.
 	DefaultHTTPAddr = admin.DefaultAddr
 	// DefaultWatchdogTick is the watchdog's tick in dev mode: short, so that
 	// recovery timeouts of a few seconds are acted on quickly.
@@ -66,8 +67,9 @@ type Config struct {
 	// NATSPort is the embedded nats-server's port on 127.0.0.1;
 	// DefaultNATSPort when 0, RandomPort to let the system choose.
 	NATSPort int
-	// HTTPAddr is where the admin API and dashboard listen;
-	// DefaultHTTPAddr when empty (port 0 chooses a free port).
+	// HTTPAddr is where the admin API and dashboard listen, with /healthz,
+	// /readyz and /metrics next to them; DefaultHTTPAddr when empty (port 0
+	// chooses a free port).
 	HTTPAddr string
 	// AdminToken is the bearer token the admin API's writes need; empty
 	// makes the dashboard read-only.
@@ -175,24 +177,15 @@ func Start(ctx context.Context, cfg Config) (_ *Fleet, err error) {
 	if err := f.startPostgres(sctx, pgDir); err != nil {
 		return nil, err
 	}
-	pool, err := f.openDatabase(sctx)
+	res, err := f.open(sctx)
 	if err != nil {
 		return nil, err
 	}
-	top, err := f.ensureTopology(sctx)
+	checks, err := f.startWorkers(ctx, sctx, res)
 	if err != nil {
 		return nil, err
 	}
-	if err := f.startBreakerWorker(sctx, top.Config); err != nil {
-		return nil, err
-	}
-	if err := f.startReplayWorker(ctx, sctx, pool); err != nil {
-		return nil, err
-	}
-	if err := f.startWatchdog(ctx, sctx, pool); err != nil {
-		return nil, err
-	}
-	ops, err := f.startAdmin(ctx, sctx, pool)
+	ops, err := f.startHTTP(ctx, sctx, res, checks)
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +225,8 @@ func (f *Fleet) NATSURL() string { return f.natsURL }
 // DatabaseURL is the PostgreSQL URL the fleet uses.
 func (f *Fleet) DatabaseURL() string { return f.dbURL }
 
-// AdminURL is the dashboard's URL (the API is under /api/).
+// AdminURL is the dashboard's URL (the API is under /api/; /healthz,
+// /readyz and /metrics are served next to it).
 func (f *Fleet) AdminURL() string { return f.adminURL }
 
 // Demo is the running demo, nil without Config.Demo.
@@ -351,22 +345,26 @@ func (f *Fleet) startPostgres(ctx context.Context, dir string) error {
 	return nil
 }
 
-func (f *Fleet) openDatabase(ctx context.Context) (*pgxpool.Pool, error) {
-	where := process.Redact(f.dbURL)
-	pool, err := pgxpool.New(ctx, f.dbURL)
+// devName names dev mode's process in NATS and telemetry.
+const devName = "baldur-dev"
+
+// open opens what the workers share (worker.Open): telemetry, one NATS
+// connection, PostgreSQL migrated, the topology and the fleet-state view.
+func (f *Fleet) open(ctx context.Context) (*worker.Resources, error) {
+	pc := process.Config{NATSURL: f.natsURL, DatabaseURL: f.dbURL, NodeID: f.cfg.NodeID, Replicas: 1}
+	res, err := worker.Open(ctx, pc, worker.Options{
+		Name:   devName,
+		Roles:  []worker.Role{worker.RoleBreaker, worker.RoleReplay, worker.RoleWatchdog},
+		Logger: f.logger("worker"), StartTimeout: startTimeout,
+	})
+	if errors.Is(err, process.ErrInvalidConfig) {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: --database-url %s: %w", ErrConfig, where, err)
+		return nil, fmt.Errorf("%w: %w", ErrStart, err)
 	}
-	f.onClose(pool.Close)
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%w: PostgreSQL at %s is unreachable: %w", ErrStart, where, err)
-	}
-	defer conn.Release()
-	if err := db.Migrate(ctx, conn.Conn()); err != nil {
-		return nil, fmt.Errorf("%w: migrate PostgreSQL at %s: %w", ErrStart, where, err)
-	}
-	return pool, nil
+	f.onStop(res.Close)
+	return res, nil
 }
 
 // connect opens a NATS connection named after a component, closed at Stop.
@@ -383,151 +381,52 @@ func (f *Fleet) connect(component string) (*nats.Conn, jetstream.JetStream, erro
 	return nc, js, nil
 }
 
-func (f *Fleet) ensureTopology(ctx context.Context) (*topology.Topology, error) {
-	_, js, err := f.connect("topology")
-	if err != nil {
-		return nil, err
-	}
-	top, err := topology.Ensure(ctx, js, topology.Config{})
-	if err != nil {
-		return nil, fmt.Errorf("%w: topology: %w", ErrStart, err)
-	}
-	if _, err := topology.EnsureReplay(ctx, js, top.Config); err != nil {
-		return nil, fmt.Errorf("%w: replay topology: %w", ErrStart, err)
-	}
-	return top, nil
-}
-
 func (f *Fleet) node(role string) string { return f.cfg.NodeID + "-" + role }
 
 func (f *Fleet) logger(component string) *slog.Logger {
 	return f.log.With(slog.String("component", component))
 }
 
-// watch starts a fleet-state view on js, stopped at Stop.
-func (f *Fleet) watch(ctx context.Context, js jetstream.JetStream, log *slog.Logger) (*fleetstate.View, error) {
-	view, err := fleetstate.Watch(ctx, js, fleetstate.WithLogger(log))
+// startWorkers starts a breaker-worker, a replay-worker (continuous drains
+// every DefaultContinuousEvery) and the watchdog (tick Config.WatchdogTick)
+// on res, and returns their readiness checks. life bounds the workers, ctx
+// their start.
+func (f *Fleet) startWorkers(life, ctx context.Context, res *worker.Resources) ([]telemetry.Check, error) {
+	b, err := worker.StartBreaker(ctx, res, breaker.Config{Node: f.node("breaker"), Logger: f.logger("breaker-worker")})
 	if err != nil {
-		return nil, fmt.Errorf("%w: watch the fleet state: %w", ErrStart, err)
+		return nil, fmt.Errorf("%w: breaker-worker: %w", ErrStart, err)
 	}
-	f.onClose(view.Stop)
-	return view, nil
-}
-
-func (f *Fleet) startBreakerWorker(ctx context.Context, tc topology.Config) error {
-	log := f.logger("breaker-worker")
-	nc, js, err := f.connect("breaker-worker")
-	if err != nil {
-		return err
-	}
-	top, err := topology.Ensure(ctx, js, tc)
-	if err != nil {
-		return fmt.Errorf("%w: breaker-worker topology: %w", ErrStart, err)
-	}
-	view, err := f.watch(ctx, js, log)
-	if err != nil {
-		return err
-	}
-	w, err := breaker.New(js, breaker.Config{
-		Topology: top, Node: f.node("breaker"), Configs: view, Governance: view, Logger: log, Conn: nc,
-	})
-	if err != nil {
-		return fmt.Errorf("%w: breaker-worker: %w", ErrStart, err)
-	}
-	if err := w.Start(ctx); err != nil {
-		return fmt.Errorf("%w: breaker-worker: %w", ErrStart, err)
-	}
-	f.onStop(w.Stop)
-	return nil
-}
-
-func (f *Fleet) startReplayWorker(life, ctx context.Context, pool *pgxpool.Pool) error {
-	log := f.logger("replay-worker")
-	nc, js, err := f.connect("replay-worker")
-	if err != nil {
-		return err
-	}
-	view, err := f.watch(ctx, js, log)
-	if err != nil {
-		return err
-	}
-	cfg := replay.Config{
+	f.onStop(b.Stop)
+	rc := replay.Config{
 		NodeID:          f.node("replay"),
 		Trigger:         replay.TriggerConfig{ContinuousEvery: DefaultContinuousEvery},
 		ShutdownTimeout: DefaultStopTimeout,
 	}.WithDefaults()
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("%w: replay-worker: %w", ErrStart, err)
+	if err := rc.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: replay-worker: %w", ErrStart, err)
 	}
-	w, err := replay.New(cfg, replay.Deps{
-		Store: store.New(pool, store.WithRetryPolicy(cfg.Retry)),
-		NC:    nc, JS: js, View: replay.FleetView(view), Logger: log,
-	})
+	r, err := worker.StartReplay(life, res, worker.ReplayConfig{Config: rc, Logger: f.logger("replay-worker")})
 	if err != nil {
-		return fmt.Errorf("%w: replay-worker: %w", ErrStart, err)
+		return nil, fmt.Errorf("%w: replay-worker: %w", ErrStart, err)
 	}
-	if err := w.Start(life); err != nil {
-		return fmt.Errorf("%w: replay-worker: %w", ErrStart, err)
+	f.onStop(r.Stop)
+	w, err := worker.StartWatchdog(life, res, watchdog.Config{Node: f.node("watchdog"), Tick: f.cfg.WatchdogTick, Logger: f.logger("watchdog")})
+	if err != nil {
+		return nil, fmt.Errorf("%w: watchdog: %w", ErrStart, err)
 	}
 	f.onStop(w.Stop)
-	return nil
+	return slices.Concat(b.Checks(), r.Checks(), w.Checks()), nil
 }
 
-func (f *Fleet) startWatchdog(life, ctx context.Context, pool *pgxpool.Pool) error {
-	log := f.logger("watchdog")
-	node := f.node("watchdog")
-	_, js, err := f.connect("watchdog")
-	if err != nil {
-		return err
-	}
-	top, err := topology.Ensure(ctx, js, topology.Config{})
-	if err != nil {
-		return fmt.Errorf("%w: watchdog topology: %w", ErrStart, err)
-	}
-	rollupConsumer, err := topology.EnsureWatchdog(ctx, js, top.Config)
-	if err != nil {
-		return fmt.Errorf("%w: watchdog topology: %w", ErrStart, err)
-	}
-	view, err := f.watch(ctx, js, log)
-	if err != nil {
-		return err
-	}
-	st := store.New(pool)
-	budget, err := watchdog.NewErrorBudget(watchdog.BudgetConfig{Node: node, JS: js, Governance: top.Governance, Store: st, Logger: log})
-	if err != nil {
-		return fmt.Errorf("%w: watchdog: %w", ErrStart, err)
-	}
-	aggregate, err := watchdog.NewAggregate(top.Governance, view, 0)
-	if err != nil {
-		return fmt.Errorf("%w: watchdog: %w", ErrStart, err)
-	}
-	cells, err := watchdog.NewCells(top.ConfigKV, top.Breakers, js, node, log)
-	if err != nil {
-		return fmt.Errorf("%w: watchdog: %w", ErrStart, err)
-	}
-	rollups := watchdog.NewRollups(rollupConsumer, st, watchdog.RollupOptions{Logger: log})
-	if err := rollups.Start(life); err != nil {
-		return fmt.Errorf("%w: watchdog rollups: %w", ErrStart, err)
-	}
-	f.onStop(rollups.Stop)
-	w, err := watchdog.New(watchdog.Config{Node: node, Tick: f.cfg.WatchdogTick, Logger: log},
-		watchdog.Deps{JS: js, Topology: top, Store: st, Configs: view, Duties: []watchdog.Duty{budget, aggregate, cells}})
-	if err != nil {
-		return fmt.Errorf("%w: watchdog: %w", ErrStart, err)
-	}
-	if err := w.Start(life); err != nil {
-		return fmt.Errorf("%w: watchdog: %w", ErrStart, err)
-	}
-	f.onStop(w.Stop)
-	return nil
-}
-
-func (f *Fleet) startAdmin(life, ctx context.Context, pool *pgxpool.Pool) (*opsclient.Client, error) {
+// startHTTP serves, on Config.HTTPAddr, the admin API and dashboard next to
+// /healthz, /readyz (NATS, PostgreSQL and the workers' checks) and /metrics,
+// and returns the operator client the admin API writes with.
+func (f *Fleet) startHTTP(life, ctx context.Context, res *worker.Resources, checks []telemetry.Check) (*opsclient.Client, error) {
 	nc, _, err := f.connect("admin")
 	if err != nil {
 		return nil, err
 	}
-	ops, err := opsclient.New(ctx, nc, opsclient.WithSource(f.node("admin")), opsclient.WithAuditStore(store.New(pool)))
+	ops, err := opsclient.New(ctx, nc, opsclient.WithSource(f.node("admin")), opsclient.WithAuditStore(store.New(res.Pool)))
 	if err != nil {
 		return nil, fmt.Errorf("%w: operator client: %w", ErrStart, err)
 	}
@@ -536,14 +435,31 @@ func (f *Fleet) startAdmin(life, ctx context.Context, pool *pgxpool.Pool) (*opsc
 	if err != nil {
 		return nil, fmt.Errorf("%w: admin: %w", ErrStart, err)
 	}
-	if err := srv.Start(life); err != nil {
-		if errors.Is(err, admin.ErrListen) {
+	if err := srv.StartFeeds(life); err != nil {
+		return nil, fmt.Errorf("%w: admin: %w", ErrStart, err)
+	}
+	health := res.Health(checks...)
+	mux := http.NewServeMux()
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		mux.Handle("GET "+path, health)
+	}
+	mux.Handle("/", srv.Handler())
+	hs, err := telemetry.Serve(f.cfg.HTTPAddr, mux, f.logger("http"))
+	if err != nil {
+		err = errors.Join(err, srv.Stop(ctx))
+		if errors.Is(err, telemetry.ErrListen) {
 			return nil, fmt.Errorf("%w: %w", ErrPortTaken, err)
 		}
 		return nil, fmt.Errorf("%w: admin: %w", ErrStart, err)
 	}
-	f.onStop(srv.Stop)
-	f.adminURL = "http://" + srv.Addr() + "/"
+	// The admin server first: it ends the SSE streams the HTTP server would
+	// otherwise wait for.
+	f.onStop(func(ctx context.Context) error {
+		err := srv.Stop(ctx)
+		hs.Close()
+		return err
+	})
+	f.adminURL = "http://" + hs.Addr().String() + "/"
 	return ops, nil
 }
 
@@ -563,6 +479,7 @@ func (f *Fleet) banner() {
 	fmt.Fprintf(w, "  database   %s (%s)\n", process.Redact(f.dbURL), db)
 	fmt.Fprintf(w, "  workers    breaker-worker, replay-worker, watchdog (tick %s)\n", f.cfg.WatchdogTick)
 	fmt.Fprintf(w, "  dashboard  %s\n", f.adminURL)
+	fmt.Fprintf(w, "  health     %shealthz, %sreadyz, %smetrics\n", f.adminURL, f.adminURL, f.adminURL)
 	if f.cfg.AdminToken == "" {
 		fmt.Fprintln(w, "             read-only: pass --admin-token to allow writes from the dashboard")
 	}
