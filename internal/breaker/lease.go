@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,14 +29,17 @@ type partition struct {
 	p   int
 	key string
 	// rev is the lease key's revision after our last write; only the
-	// manager goroutine (and Stop, after it) touches it.
+	// manager's round (one goroutine per partition, joined before the round
+	// goes on) and Stop, after it, touch it.
 	rev uint64
 	// renewed is the worker's monotonic time at the start of the last
 	// successful lease write: the server's TTL runs from a later instant, so
 	// renewed+TTL is a safe lower bound of the lease's expiry.
 	renewed atomic.Int64
-	cancel  context.CancelFunc
-	done    chan struct{}
+	// ctx is the partition loop's context; cancel ends the loop.
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // fresh reports whether the lease was renewed within half its TTL: only then
@@ -84,23 +88,13 @@ func (w *Worker) round(ctx, runCtx context.Context) error {
 	w.mu.Unlock()
 	slices.SortFunc(owned, func(a, b *partition) int { return a.p - b.p })
 
+	// Renewals are independent: send them at once rather than one round
+	// trip after another.
+	var wg sync.WaitGroup
 	for _, pt := range owned {
-		start := w.mono()
-		rev, err := kv.Update(ctx, pt.key, node, pt.rev)
-		switch {
-		case err == nil:
-			pt.rev = rev
-			pt.renewed.Store(int64(start))
-		case errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyNotFound):
-			// The lease expired and may belong to someone else now: stop at
-			// once, release nothing.
-			w.log.WarnContext(ctx, "partition lease lost", slog.Int("partition", pt.p), slog.Any("error", err))
-			w.drop(pt)
-		default:
-			// Unknown outcome (timeout): the loop fences itself if this lasts.
-			w.log.WarnContext(ctx, "partition lease not renewed", slog.Int("partition", pt.p), slog.Any("error", err))
-		}
+		wg.Go(func() { w.renew(ctx, pt, node) })
 	}
+	wg.Wait()
 
 	live, err := w.liveWorkers(ctx)
 	if err != nil {
@@ -135,35 +129,75 @@ func (w *Worker) round(ctx, runCtx context.Context) error {
 		return err
 	}
 	first := int(hash(w.cfg.Node) % uint32(n))
+	var free []int
 	for i := range n {
-		if have >= share {
-			break
+		if p := (first + i) % n; !taken[leaseKey(p)] {
+			free = append(free, p)
 		}
-		p := (first + i) % n
-		key := leaseKey(p)
-		if taken[key] {
-			continue
+	}
+	// Try the free partitions in waves of as many as are still wanted, each
+	// wave's creates in parallel: at start-up a worker takes its whole share
+	// in one round trip instead of one per partition.
+	for len(free) > 0 && have < share {
+		wave := free[:min(share-have, len(free))]
+		free = free[len(wave):]
+		got := make([]*partition, len(wave))
+		for i, p := range wave {
+			wg.Go(func() { got[i] = w.acquire(ctx, runCtx, p, node) })
 		}
-		start := w.mono()
-		rev, err := kv.Create(ctx, key, node)
-		if err != nil {
-			if !errors.Is(err, jetstream.ErrKeyExists) {
-				w.log.WarnContext(ctx, "partition lease not acquired", slog.Int("partition", p), slog.Any("error", err))
+		wg.Wait()
+		for _, pt := range got {
+			if pt != nil {
+				have++
+				go w.runPartition(pt.ctx, pt)
 			}
-			continue
 		}
-		pctx, cancel := context.WithCancel(runCtx)
-		pt := &partition{p: p, key: key, rev: rev, cancel: cancel, done: make(chan struct{})}
-		pt.renewed.Store(int64(start))
-		w.mu.Lock()
-		w.owned[p] = pt
-		w.mu.Unlock()
-		w.stats.partitions.Add(1)
-		have++
-		w.log.InfoContext(ctx, "partition acquired", slog.Int("partition", p))
-		go w.runPartition(pctx, pt)
 	}
 	return nil
+}
+
+// renew extends the lease of an owned partition by compare-and-set; a lease
+// that is gone or changed hands is dropped at once.
+func (w *Worker) renew(ctx context.Context, pt *partition, node []byte) {
+	start := w.mono()
+	rev, err := w.cfg.Topology.Partitions.Update(ctx, pt.key, node, pt.rev)
+	switch {
+	case err == nil:
+		pt.rev = rev
+		pt.renewed.Store(int64(start))
+	case errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) ||
+		errors.Is(err, jetstream.ErrKeyNotFound):
+		// The lease expired and may belong to someone else now: stop at
+		// once, release nothing.
+		w.log.WarnContext(ctx, "partition lease lost", slog.Int("partition", pt.p), slog.Any("error", err))
+		w.drop(pt)
+	default:
+		// Unknown outcome (timeout): the loop fences itself if this lasts.
+		w.log.WarnContext(ctx, "partition lease not renewed", slog.Int("partition", pt.p), slog.Any("error", err))
+	}
+}
+
+// acquire creates partition p's lease; nil when another worker has it (or
+// the create failed). The partition's loop is not started yet.
+func (w *Worker) acquire(ctx, runCtx context.Context, p int, node []byte) *partition {
+	key := leaseKey(p)
+	start := w.mono()
+	rev, err := w.cfg.Topology.Partitions.Create(ctx, key, node)
+	if err != nil {
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			w.log.WarnContext(ctx, "partition lease not acquired", slog.Int("partition", p), slog.Any("error", err))
+		}
+		return nil
+	}
+	pctx, cancel := context.WithCancel(runCtx)
+	pt := &partition{p: p, key: key, rev: rev, ctx: pctx, cancel: cancel, done: make(chan struct{})}
+	pt.renewed.Store(int64(start))
+	w.mu.Lock()
+	w.owned[p] = pt
+	w.mu.Unlock()
+	w.stats.partitions.Add(1)
+	w.log.InfoContext(ctx, "partition acquired", slog.Int("partition", p))
+	return pt
 }
 
 // drop forgets a partition whose lease is lost and stops its loop without
@@ -192,16 +226,30 @@ func (w *Worker) release(ctx context.Context, pt *partition) {
 // taken returns the partition lease keys that exist now. It reads each key
 // (a released lease leaves a delete marker that Get skips).
 func (w *Worker) taken(ctx context.Context) (map[string]bool, error) {
+	n := w.cfg.Topology.Config.Partitions
+	exists := make([]bool, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for p := range n {
+		wg.Go(func() {
+			_, err := w.cfg.Topology.Partitions.Get(ctx, leaseKey(p))
+			switch {
+			case err == nil:
+				exists[p] = true
+			case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
+			default:
+				errs[p] = err
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	out := map[string]bool{}
-	for p := range w.cfg.Topology.Config.Partitions {
-		key := leaseKey(p)
-		_, err := w.cfg.Topology.Partitions.Get(ctx, key)
-		switch {
-		case err == nil:
-			out[key] = true
-		case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
-		default:
-			return nil, err
+	for p, ok := range exists {
+		if ok {
+			out[leaseKey(p)] = true
 		}
 	}
 	return out, nil
