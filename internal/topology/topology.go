@@ -188,13 +188,22 @@ func OriginalSubject(stored string) string {
 }
 
 // partitionFilters returns the filter subjects of partition p's consumer.
+// Partition 0 also takes governance commands and the input the transform
+// leaves as published, so that a worker rejects it: subjects with more
+// tokens than baldur.<kind>.<svc>, and those whose name is a literal
+// wildcard token (baldur.outcome.*, baldur.control.>), which JetStream stores
+// untransformed too.
 func partitionFilters(p int) []string {
 	f := []string{PartitionFilter(p)}
 	if p == 0 {
-		f = append(f, events.SubjectGovernance, "baldur.outcome.*.>", "baldur.control.*.>")
+		f = append(f, events.SubjectGovernance, events.FilterOutcome, events.FilterControl)
 	}
 	return f
 }
+
+// legacyPartition0Filters are partition 0's filters before literal wildcard
+// names were captured; Ensure widens a consumer that still has them.
+var legacyPartition0Filters = []string{PartitionFilter(0), events.SubjectGovernance, "baldur.outcome.*.>", "baldur.control.*.>"}
 
 // Ensure creates what is missing of the topology and checks what exists. It
 // never deletes or shrinks anything: an existing stream keeps its limits (an
@@ -333,6 +342,13 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, p int, cfg Conf
 	}
 	if err != nil {
 		return fmt.Errorf("topology: look up consumer %s: %w", want.Durable, err)
+	}
+	if have := c.CachedInfo().Config; p == 0 && slices.Equal(have.FilterSubjects, legacyPartition0Filters) {
+		have.FilterSubjects = want.FilterSubjects
+		if _, err := js.UpdateConsumer(ctx, StreamInput, have); err != nil {
+			return fmt.Errorf("topology: widen the filters of consumer %s: %w", want.Durable, err)
+		}
+		return nil
 	}
 	if have := c.CachedInfo().Config; !slices.Equal(have.FilterSubjects, want.FilterSubjects) && have.FilterSubject != want.FilterSubjects[0] {
 		return fmt.Errorf("%w: consumer %s filters %v, want %v", ErrIncompatible, want.Durable, have.FilterSubjects, want.FilterSubjects)
