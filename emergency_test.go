@@ -20,27 +20,28 @@ func TestEmergencyLevelShedsByTier(t *testing.T) {
 		require.NoError(t, err)
 	}
 	c := f.connect(t)
-	setLevel := func(level int) {
+	// setLevel sets the emergency level and waits until the client sheds (or
+	// admits) probe, a service whose admission flips at that level.
+	setLevel := func(level int, probe string, admitted bool) {
 		t.Helper()
 		_, err := f.top.Governance.Put(ctx, "emergency_level",
 			fmt.Appendf(nil, `{"level": %d, "actor": "sre", "reason": "drill"}`, level))
 		require.NoError(t, err)
-		// "recs" is unconfigured: tier 3, the first shed.
-		require.Eventually(t, func() bool { return c.Allow("recs") == (level == 0) }, waitFor, time.Millisecond)
+		require.Eventually(t, func() bool { return c.Allow(probe) == admitted }, waitFor, time.Millisecond)
 	}
 
-	setLevel(1)
+	setLevel(1, "recs", false) // "recs" is unconfigured: tier 3, the first shed
 	require.True(t, c.Allow("payments"))
 	require.True(t, c.Allow("search"))
 	err := c.Execute(ctx, "recs", func(context.Context) error { return nil })
 	require.ErrorIs(t, err, baldur.ErrEmergency)
 	require.True(t, baldur.IsRefusal(err))
 
-	setLevel(2)
+	setLevel(2, "search", false)
 	require.True(t, c.Allow("payments"), "tier 1 keeps running at LEVEL_2")
 	require.False(t, c.Allow("search"))
 
-	setLevel(3)
+	setLevel(3, "payments", false) // tier 1 now runs at half: some calls are shed
 	require.False(t, c.Allow("search"))
 	admitted := 0
 	const calls = 4000
@@ -51,7 +52,7 @@ func TestEmergencyLevelShedsByTier(t *testing.T) {
 	}
 	require.InDelta(t, calls/2, admitted, calls/10, "LEVEL_3 runs tier 1 at half")
 
-	setLevel(0)
+	setLevel(0, "recs", true)
 	require.True(t, c.Allow("payments"))
 	require.True(t, c.Allow("search"))
 }

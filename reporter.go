@@ -51,7 +51,7 @@ func (c *Client) run() {
 	defer close(c.done)
 	tick := time.NewTicker(c.opts.flushInterval)
 	defer tick.Stop()
-	var last time.Time // monotonic: when the last flush started
+	var last time.Time // monotonic: when the last flush that published started
 	for {
 		select {
 		case <-c.stop:
@@ -69,8 +69,11 @@ func (c *Client) run() {
 			}
 		}
 		c.kicked.Store(false)
-		last = time.Now()
-		c.flush(c.ctx)
+		// Only a flush that published holds the next failure back: an empty
+		// tick must not delay the first failure after it.
+		if started := time.Now(); c.flush(c.ctx) {
+			last = started
+		}
 	}
 }
 
@@ -90,10 +93,11 @@ func (p *pending) calls() int64 { return p.report.Successes + p.report.Failures 
 
 // flush publishes the buffered reports and a report per service with calls
 // since the last flush, and waits for the acknowledgements. While the
-// connection is down it leaves the counts in the counters.
-func (c *Client) flush(ctx context.Context) {
+// connection is down it leaves the counts in the counters. It reports whether
+// it had anything to publish.
+func (c *Client) flush(ctx context.Context) bool {
 	if c.nc.Status() != nats.CONNECTED {
-		return
+		return false
 	}
 	items := c.buf.takeAll()
 	now := c.opts.clock()
@@ -106,9 +110,11 @@ func (c *Client) flush(ctx context.Context) {
 			items = append(items, &pending{svc: b.name, id: uuid.New(), report: r, at: now})
 		}
 	})
-	if len(items) > 0 {
-		c.publish(ctx, items)
+	if len(items) == 0 {
+		return false
 	}
+	c.publish(ctx, items)
+	return true
 }
 
 // publish sends items asynchronously and waits for every acknowledgement;
