@@ -8,7 +8,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -45,31 +44,14 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	log := cfg.Logger(os.Stderr)
-
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := worker.Open(ctx, cfg, worker.Options{
-		Name: name, Roles: []worker.Role{worker.RoleBreaker}, Logger: log,
+	return worker.Run(ctx, cfg, worker.Options{
+		Name: name, Roles: []worker.Role{worker.RoleBreaker}, Logger: cfg.Logger(os.Stderr),
 		Topology: topology.Config{Replicas: cfg.Replicas, Partitions: *partitions, LeaseTTL: *leaseTTL},
-	})
-	if err != nil {
-		return err
-	}
-	defer func() { _ = res.Close(context.Background()) }()
-	w, err := worker.StartBreaker(ctx, res, breaker.Config{BatchSize: *batch})
-	if err != nil {
-		return err
-	}
-	if _, err := res.ServeHealth(w.Checks()...); err != nil {
-		return errors.Join(err, w.Stop(context.WithoutCancel(ctx)))
-	}
-	log.Info("breaker-worker running", slog.String("nats", cfg.RedactedNATSURL()))
-	<-ctx.Done()
-	log.Info("stopping")
-	stopCtx, cancelStop := context.WithTimeout(context.Background(), stopTimeout)
-	defer cancelStop()
-	return w.Stop(stopCtx)
+	}, func(ctx context.Context, res *worker.Resources) (*worker.Breaker, error) {
+		return worker.StartBreaker(ctx, res, breaker.Config{BatchSize: *batch})
+	}, stopTimeout, nil)
 }
 
 // rejectedPublisher is the view's callback for refused values (the test of

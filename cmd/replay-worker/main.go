@@ -11,20 +11,14 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/baldurfleet/baldur/internal/process"
 	"github.com/baldurfleet/baldur/internal/replay"
-	"github.com/baldurfleet/baldur/internal/telemetry"
 	"github.com/baldurfleet/baldur/internal/worker"
 )
 
@@ -33,9 +27,9 @@ const name = "replay-worker"
 
 // Exit codes.
 const (
-	exitOK     = 0
-	exitFailed = 1
-	exitUsage  = 2
+	exitOK     = worker.ExitOK
+	exitFailed = worker.ExitFailed
+	exitUsage  = worker.ExitUsage
 )
 
 // startTimeout bounds connecting, migrating and creating the topology.
@@ -48,9 +42,13 @@ func main() {
 }
 
 // run is the whole program: it returns when ctx ends (a signal), after a
-// graceful stop, or at once when the start fails. ready, when not nil, is
-// called once the worker runs.
+// graceful stop, or at once when the start fails, with the exit code. ready,
+// when not nil, is called once the worker runs.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready func(*replay.Worker)) int {
+	return worker.ExitCode(stderr, name, runErr(ctx, args, getenv, stderr, ready))
+}
+
+func runErr(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready func(*replay.Worker)) error {
 	f := process.NewFlags(name)
 	f.FlagSet().SetOutput(stderr)
 	ingestBatch := f.Int("ingest-batch", "BALDUR_INGEST_BATCH", replay.DefaultIngestBatch, "most dead letters fetched and inserted at once")
@@ -59,16 +57,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	replayTimeout := f.Duration("replay-timeout", "BALDUR_REPLAY_TIMEOUT", replay.DefaultRequestTimeout, "timeout of one replay request to a service")
 	shutdown := f.Duration("shutdown-timeout", "BALDUR_SHUTDOWN_TIMEOUT", replay.DefaultShutdownTimeout, "bound of a graceful stop")
 	pc, err := f.Parse(args, getenv)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
-		return exitUsage
+		return worker.Usage(err)
 	}
-	if pc.DatabaseURL == "" {
-		fmt.Fprintf(stderr, "%s: %v: --database-url ($%s) is required\n", name, process.ErrInvalidConfig, process.EnvDatabaseURL)
-		return exitUsage
+	if err := worker.RequireDatabase(pc); err != nil {
+		return err
 	}
 	cfg := replay.Config{
 		NodeID:          pc.NodeID,
@@ -77,45 +70,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		ShutdownTimeout: *shutdown,
 	}.WithDefaults()
 	if err := cfg.Validate(); err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, oneLine(err))
-		return exitUsage
+		return worker.Usage(err)
 	}
-	log := pc.Logger(stderr)
-	res, err := worker.Open(ctx, pc, worker.Options{
-		Name: name, Roles: []worker.Role{worker.RoleReplay}, Logger: log, Getenv: getenv, StartTimeout: startTimeout,
-	})
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, oneLine(err))
-		if errors.Is(err, telemetry.ErrSetup) {
-			return exitUsage
-		}
-		return exitFailed
-	}
-	defer func() { _ = res.Close(context.WithoutCancel(ctx)) }()
-	w, err := worker.StartReplay(ctx, res, worker.ReplayConfig{Config: cfg})
-	if err == nil {
-		if _, err = res.ServeHealth(w.Checks()...); err != nil {
-			err = errors.Join(err, w.Stop(context.WithoutCancel(ctx)))
-		}
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, oneLine(err))
-		return exitFailed
-	}
-	log.Info("replay-worker running", slog.String("nats", pc.RedactedNATSURL()), slog.String("database", process.Redact(pc.DatabaseURL)))
+	var onReady func(*worker.Replay)
 	if ready != nil {
-		ready(w.Worker)
+		onReady = func(r *worker.Replay) { ready(r.Worker) }
 	}
-	<-ctx.Done()
-	log.Info("stopping", slog.Duration("timeout", cfg.ShutdownTimeout))
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := w.Stop(stopCtx); err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, oneLine(err))
-		return exitFailed
-	}
-	return exitOK
+	return worker.Run(ctx, pc, worker.Options{
+		Name: name, Roles: []worker.Role{worker.RoleReplay}, Logger: pc.Logger(stderr), Getenv: getenv, StartTimeout: startTimeout,
+	}, func(ctx context.Context, res *worker.Resources) (*worker.Replay, error) {
+		return worker.StartReplay(ctx, res, worker.ReplayConfig{Config: cfg})
+	}, cfg.ShutdownTimeout, onReady)
 }
-
-// oneLine flattens a joined error into one line.
-func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", ";") }

@@ -15,8 +15,10 @@
 // /metrics on the process's --http-addr, and Resources.Health returns the
 // same handler for a process that mounts it next to others.
 //
-// A worker binary is then: parse the flags, Open, start the role, serve
-// health, wait for a signal, Stop the role, Close. The role packages
+// A worker binary is then its flags and one call of Run, which does the rest:
+// Open, start the role, serve health, wait for the signal, Stop the role,
+// Close. ExitCode turns Run's error into the binary's one-line message and
+// exit code (Usage marks an error of the command line). The role packages
 // (internal/breaker, internal/replay, internal/watchdog) know nothing of
 // processes: this package is their only wiring.
 package worker

@@ -263,3 +263,23 @@ func TestBreakerProcessPublishesRefusedValues(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, strings.Contains(string(msg.Data), "failure_threshold"), string(msg.Data))
 }
+
+// TestRunStopsOnCancel runs a breaker-worker as its binary does: Run
+// returns nil once ctx ends (the signal) and the role has stopped.
+func TestRunStopsOnCancel(t *testing.T) {
+	t.Parallel()
+	n := testenv.NATS(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var role *worker.Breaker
+	err := worker.Run(ctx, config(n.URL, ""), worker.Options{Name: "t", Roles: []worker.Role{worker.RoleBreaker}},
+		func(ctx context.Context, res *worker.Resources) (*worker.Breaker, error) {
+			return worker.StartBreaker(ctx, res, breaker.Config{})
+		}, stopBound, func(b *worker.Breaker) {
+			role = b
+			cancel() // as SIGTERM does
+		})
+	require.NoError(t, err)
+	require.NotNil(t, role)
+	require.Zero(t, role.Worker.Stats().Partitions, "the worker stopped and released its partitions")
+}
