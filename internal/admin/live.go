@@ -246,29 +246,19 @@ func (l *live) applyBreaker(e jetstream.KeyValueEntry) {
 // applyGovernance applies one entry of baldur_governance; keys other than
 // kill_switch, emergency_level and error_budget are skipped.
 func (l *live) applyGovernance(e jetstream.KeyValueEntry) {
-	deleted := e.Operation() != jetstream.KeyValuePut
+	var value []byte
+	if e.Operation() == jetstream.KeyValuePut {
+		value = e.Value()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	g := l.gov
-	var dst any
-	switch events.GovernanceKey(e.Key()) {
-	case events.GovernanceKillSwitch:
-		g.KillSwitch = domain.KillSwitchState{}
-		dst = &g.KillSwitch
-	case events.GovernanceEmergencyLevel:
-		g.Emergency = domain.EmergencyState{}
-		dst = &g.Emergency
-	case events.GovernanceErrorBudget:
-		g.ErrorBudget = domain.ErrorBudget{}
-		dst = &g.ErrorBudget
-	default:
+	g, known, err := l.gov.WithKey(e.Key(), value)
+	switch {
+	case !known:
 		return
-	}
-	if !deleted {
-		if err := json.Unmarshal(e.Value(), dst); err != nil {
-			l.log.Warn("admin: undecodable governance value skipped", slog.String("key", e.Key()), slog.Any("error", err))
-			return
-		}
+	case err != nil:
+		l.log.Warn("admin: undecodable governance value skipped", slog.String("key", e.Key()), slog.Any("error", err))
+		return
 	}
 	l.gov = g
 	l.broadcastLocked("governance", g)

@@ -1,6 +1,8 @@
 package domain
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -26,6 +28,42 @@ const (
 	// watchdog). It is published information, not a governance input.
 	GovernanceKeyAggregate = "aggregate"
 )
+
+// WithKey returns g with the value of one key of the bucket baldur_governance
+// applied: kill_switch, emergency_level or error_budget, decoded strictly
+// (unknown fields refused) and validated. A nil value (a deleted key) is the
+// field's zero value: kill switch off, level normal, no error-budget gate.
+// known is false for any other key (the watchdog's aggregate), which is not a
+// governance input; g is then returned unchanged.
+func (g Governance) WithKey(key string, value []byte) (next Governance, known bool, err error) {
+	next = g
+	var dst any
+	switch key {
+	case GovernanceKeyKillSwitch:
+		next.KillSwitch = KillSwitchState{}
+		dst = &next.KillSwitch
+	case GovernanceKeyEmergencyLevel:
+		next.Emergency = EmergencyState{}
+		dst = &next.Emergency
+	case GovernanceKeyErrorBudget:
+		next.ErrorBudget = ErrorBudget{}
+		dst = &next.ErrorBudget
+	default:
+		return g, false, nil
+	}
+	if value == nil {
+		return next, true, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(value))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return g, true, fmt.Errorf("%s: %w", key, err)
+	}
+	if err := next.Validate(); err != nil {
+		return g, true, fmt.Errorf("%s: %w", key, err)
+	}
+	return next, true, nil
+}
 
 // EmergencyLevel is the fleet's emergency level (seed: NORMAL, LEVEL_1,
 // LEVEL_2, LEVEL_3). It is stored and sent on the wire as its number, 0..3.

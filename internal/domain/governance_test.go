@@ -364,3 +364,33 @@ func ExampleGovernance_CheckReplay() {
 	// false emergency_level
 	// blocked by governance: emergency level blocks automation: emergency level LEVEL_2 blocks automated replay (LEVEL_2 and above) (by oncall: region failover)
 }
+
+func TestGovernanceWithKey(t *testing.T) {
+	t.Parallel()
+	var g domain.Governance
+	g, known, err := g.WithKey(domain.GovernanceKeyKillSwitch, []byte(`{"active":true,"actor":"sre","reason":"incident"}`))
+	require.NoError(t, err)
+	require.True(t, known)
+	require.True(t, g.KillSwitch.Active)
+
+	g, _, err = g.WithKey(domain.GovernanceKeyEmergencyLevel, []byte(`{"level":2}`))
+	require.NoError(t, err)
+	require.Equal(t, domain.EmergencyLevel2, g.Emergency.Level)
+
+	// Refused values leave the governance as it was.
+	for _, bad := range []string{`{"level":7}`, `{"level":1,"extra":true}`, `not json`} {
+		next, known, err := g.WithKey(domain.GovernanceKeyEmergencyLevel, []byte(bad))
+		require.Error(t, err, bad)
+		require.True(t, known)
+		require.Equal(t, g, next)
+	}
+
+	// A deleted key is its zero value; other keys are not governance inputs.
+	g, _, err = g.WithKey(domain.GovernanceKeyKillSwitch, nil)
+	require.NoError(t, err)
+	require.False(t, g.KillSwitch.Active)
+	next, known, err := g.WithKey(domain.GovernanceKeyAggregate, []byte(`{}`))
+	require.NoError(t, err)
+	require.False(t, known)
+	require.Equal(t, g, next)
+}
