@@ -36,7 +36,9 @@ func report(t *testing.T, js jetstream.JetStream, svc, node string, r events.Out
 // TestDashboardInBrowser loads the dashboard in headless Chromium against a
 // real breaker-worker and replay-worker: a breaker that trips shows OPEN
 // without a reload, and forcing it closed from the page (token and reason
-// asked for, a wrong token refused) changes it on the page and in KV.
+// asked for, a wrong token refused) changes it on the page and in KV; a
+// threshold override set from the page lands in the breaker's KV value; and
+// raising the emergency level turns the governance banner to a warning.
 func TestDashboardInBrowser(t *testing.T) {
 	t.Parallel()
 	b := startBrowser(t)
@@ -112,6 +114,46 @@ func TestDashboardInBrowser(t *testing.T) {
 	require.NotNil(t, st.Manual)
 	require.Equal(t, admin.DefaultActor, st.Manual.Actor)
 	require.Equal(t, "vendor confirmed the fix", st.Manual.Reason)
+
+	// A threshold override from the page: the token is saved for the tab,
+	// so the dialog asks only for the reason and the thresholds; an empty
+	// form is refused before anything is sent.
+	b.click(`#breaker-payments button[data-action="override"]`)
+	b.waitJS(`document.querySelector("#action-dialog").open && !document.querySelector("#dlg-override-row").hidden && document.querySelector("#dlg-token-row").hidden`,
+		5*time.Second, "the override form")
+	b.typeText("#dlg-reason", "peak traffic")
+	b.click("#dlg-confirm")
+	b.waitJS(`!document.querySelector("#dlg-error").hidden && document.querySelector("#dlg-error").textContent.includes("at least one threshold")`, 5*time.Second, "the refusal of an empty override")
+	b.typeText("#dlg-ov-threshold", "25")
+	b.typeText("#dlg-ov-recovery", "45s")
+	b.typeText("#dlg-ttl", "30m")
+	b.click("#dlg-confirm")
+	b.waitJS(`!document.querySelector("#action-dialog").open`, 20*time.Second, "the override dialog to close once applied")
+	b.waitJS(`document.querySelector("#breaker-payments .override-tag") && document.querySelector("#breaker-payments button[data-action='clear-override']")`,
+		20*time.Second, "payments to show its override")
+
+	e, err = fleet.Topology.Breakers.Get(ctx, "payments")
+	require.NoError(t, err)
+	st = domain.Breaker{}
+	require.NoError(t, json.Unmarshal(e.Value(), &st))
+	require.NotNil(t, st.Override, "the override must be in KV")
+	require.NotNil(t, st.Override.FailureThreshold)
+	require.Equal(t, 25, *st.Override.FailureThreshold)
+	require.NotNil(t, st.Override.RecoveryTimeout)
+	require.Equal(t, 45*time.Second, st.Override.RecoveryTimeout.D())
+	require.Nil(t, st.Override.FailureRateThreshold)
+	require.Equal(t, "peak traffic", st.Override.Reason)
+
+	// The emergency level: the banner turns to a warning.
+	require.Contains(t, b.attr("#governance", "class"), "gov-ok")
+	b.eval(`document.querySelector("#level-select").value = "2"`, nil)
+	b.click("#level-apply")
+	b.waitJS(`document.querySelector("#action-dialog").open && document.querySelector("#dlg-title").textContent.includes("2 · high")`, 5*time.Second, "the level dialog")
+	b.typeText("#dlg-reason", "database failover")
+	b.click("#dlg-confirm")
+	b.waitJS(`document.querySelector("#gov-level").textContent === "2 · high" && document.querySelector("#governance").classList.contains("gov-warn")`,
+		20*time.Second, "the banner to show level 2")
+	b.waitJS(`!document.querySelector("#action-dialog").open`, 5*time.Second, "the level dialog to close")
 
 	if os.Getenv(screenshotEnv) == "1" {
 		// A second service trips so that the picture shows every state.

@@ -231,7 +231,19 @@ func startBrowser(t *testing.T) *browser {
 	require.NoError(t, err)
 	b := &browser{t: t, ws: ws, waiting: map[int64]chan cdpReply{}, done: make(chan struct{})}
 	go b.readLoop()
-	t.Cleanup(func() { _ = ws.conn.Close(); <-b.done })
+	t.Cleanup(func() {
+		// Ask Chromium to close so that its helper processes leave the
+		// profile directory before t.TempDir removes it; killing only the
+		// main process leaves them writing there.
+		if err := ws.write([]byte(`{"id":0,"method":"Browser.close"}`)); err == nil {
+			select {
+			case <-exited:
+			case <-time.After(10 * time.Second):
+			}
+		}
+		_ = ws.conn.Close()
+		<-b.done
+	})
 
 	var target struct {
 		TargetID string `json:"targetId"`
@@ -414,6 +426,15 @@ func (b *browser) text(selector string) string {
 	b.t.Helper()
 	var s string
 	b.eval(fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e ? e.textContent.trim() : ""; })()`, selector), &s)
+	return s
+}
+
+// attr returns the attribute name of the element that selector names ("" when
+// either is absent).
+func (b *browser) attr(selector, name string) string {
+	b.t.Helper()
+	var s string
+	b.eval(fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e ? (e.getAttribute(%q) || "") : ""; })()`, selector, name), &s)
 	return s
 }
 

@@ -68,7 +68,8 @@ const STATE_LABEL = { closed: "CLOSED", open: "OPEN", half_open: "HALF-OPEN" };
 function breakerRow(b) {
   const tr = el("tr", { id: "breaker-" + b.service, "data-service": b.service });
   tr.append(
-    el("th", { scope: "row", class: "svc" }, b.service),
+    el("th", { scope: "row", class: "svc" }, b.service,
+      ...(b.override ? [el("span", { class: "tag override-tag", title: "threshold override active" }, "override")] : [])),
     el("td", { class: "state" }, el("span", { class: "badge st-" + b.state }, STATE_LABEL[b.state] || b.state)),
     el("td", { class: "mode" }, b.mode.replace("_", " ")),
     el("td", { class: "num rate" }, (b.failure_rate || 0).toFixed(1) + " %"),
@@ -76,14 +77,16 @@ function breakerRow(b) {
     el("td", { class: "num since", "data-since": b.since || "" }, b.since ? duration(Date.now() - Date.parse(b.since)) : "—"),
     el("td", { class: "num gen" }, String(b.generation)),
   );
-  const actions = el("td", { class: "actions" });
+  const actions = el("td", { class: "actions wrap" });
   const mk = (label, action, cls) => {
     const btn = el("button", { type: "button", class: cls || "", "data-action": action }, label);
     btn.setAttribute("aria-label", label + " " + b.service);
     btn.addEventListener("click", () => breakerDialog(b.service, action, label));
     return btn;
   };
-  actions.append(mk("Force open", "open", "danger"), mk("Force close", "close"), mk("Auto", "auto", "secondary"));
+  actions.append(mk("Force open", "open", "danger"), mk("Force close", "close"), mk("Auto", "auto", "secondary"),
+    mk("Disable", "disable", "secondary"), mk("Metrics only", "metrics-only", "secondary"), mk("Override…", "override", "secondary"));
+  if (b.override) actions.append(mk("Clear override", "clear-override", "secondary"));
   tr.append(actions);
   if (b.manual) tr.title = "set by " + b.manual.actor + ": " + b.manual.reason;
   return tr;
@@ -187,6 +190,77 @@ function renderDLQ(d) {
       el("td", { class: "actions" }, replayBtn)));
   }
   $("dlq-empty").hidden = services.length > 0 || !!d.error;
+  loadReview();
+}
+
+// loadReview lists the entries that need an operator (requires_review),
+// newest first as the endpoint orders them; a call already running makes
+// the next one run once it ends.
+async function loadReview() {
+  if (loadReview.running) { loadReview.again = true; return; }
+  loadReview.running = true;
+  try {
+    const r = await api("GET", "/api/dlq?status=requires_review&limit=" + REVIEW_LIMIT);
+    renderReview(r.entries || [], !!r.next_cursor);
+    $("review-error").hidden = true;
+  } catch (err) {
+    $("review-error").textContent = "Entries unavailable: " + err.message;
+    $("review-error").hidden = false;
+  } finally {
+    loadReview.running = false;
+    if (loadReview.again) { loadReview.again = false; loadReview(); }
+  }
+}
+
+const REVIEW_LIMIT = 20;
+
+function renderReview(entries, more) {
+  const rows = $("review-rows");
+  rows.replaceChildren();
+  for (const e of entries) {
+    const mk = (label, action, cls) => {
+      const btn = el("button", { type: "button", class: cls || "", "data-action": action }, label);
+      btn.setAttribute("aria-label", label + " entry " + e.id);
+      btn.addEventListener("click", () => entryDialog(e, action, label));
+      return btn;
+    };
+    rows.append(el("tr", { id: "entry-" + e.id, "data-id": e.id },
+      el("th", { scope: "row" }, el("code", { title: e.id }, e.id.slice(0, 8))),
+      el("td", {}, e.service),
+      el("td", {}, e.failure_type || e.domain || ""),
+      el("td", { class: "num" }, (e.retry_count || 0) + "/" + (e.max_retries || 0)),
+      el("td", { class: "err", title: e.last_error || "" }, e.last_error || ""),
+      el("td", { class: "actions wrap" }, mk("Replay", "replay"), mk("Requeue", "requeue", "secondary"),
+        mk("Resolve…", "resolve", "secondary"), mk("Discard…", "discard", "danger"))));
+  }
+  $("review-count").textContent = entries.length ? "(" + entries.length + (more ? "+" : "") + ")" : "";
+  $("review-empty").hidden = entries.length > 0;
+}
+
+const ENTRY_DESC = {
+  replay: "Replays the entry now, within governance.",
+  requeue: "Puts the entry back in the queue with a fresh retry budget.",
+  resolve: "Marks the entry resolved by hand.",
+  discard: "Gives the entry up; it is not replayed again.",
+};
+
+function entryDialog(e, action, label) {
+  const note = action === "resolve" || action === "discard";
+  openDialog({
+    title: label.replace("…", "") + " entry " + e.id.slice(0, 8) + " (" + e.service + ")",
+    desc: ENTRY_DESC[action],
+    note,
+    run: (reason, f) => {
+      const body = { reason };
+      if (note && f.note) body.note = f.note;
+      return api("POST", "/api/dlq/" + encodeURIComponent(e.id) + "/" + action, body);
+    },
+    done: (r) => {
+      loadReview();
+      const entry = r.entry || r;
+      return "entry " + e.id.slice(0, 8) + ": " + entry.status + (r.result ? " (" + r.result.stop + ")" : "");
+    },
+  });
 }
 
 // ---- events -------------------------------------------------------------
@@ -236,7 +310,7 @@ function connect() {
     for (const b of s.breakers) upsertBreaker(b);
     breakerCount();
     renderGovernance(s.governance);
-    if (s.dlq) renderDLQ(s.dlq);
+    if (s.dlq) renderDLQ(s.dlq); else loadReview();
     $("events").replaceChildren();
     for (const ev of s.events) addEvent(ev, true);
     $("events-empty").hidden = s.events.length > 0;
@@ -264,25 +338,66 @@ function openDialog(spec) {
   $("dlg-reason").value = "";
   $("dlg-ttl").value = "";
   $("dlg-ttl-row").hidden = !spec.ttl;
+  for (const id of ["dlg-ov-threshold", "dlg-ov-rate", "dlg-ov-recovery", "dlg-note"]) $(id).value = "";
+  $("dlg-replay").checked = false;
+  $("dlg-override-row").hidden = !spec.override;
+  $("dlg-replay-row").hidden = !spec.replay;
+  $("dlg-note-row").hidden = !spec.note;
   $("dlg-error").hidden = true;
   $("dlg-confirm").disabled = false;
   $("action-dialog").showModal();
   (token() ? $("dlg-reason") : $("dlg-token")).focus();
 }
 
+const BREAKER_DESC = {
+  auto: (svc) => "Hands " + svc + " back to the rules.",
+  disable: (svc) => "Stops guarding " + svc + ": every call passes, outcomes are not counted, until it is set back to auto.",
+  "metrics-only": (svc) => "Keeps counting " + svc + "'s outcomes but never opens, until it is set back to auto.",
+  override: (svc) => "Replaces " + svc + "'s thresholds until the override expires or is cleared.",
+  "clear-override": (svc) => "Goes back to " + svc + "'s configured thresholds.",
+};
+
 function breakerDialog(svc, action, label) {
-  const ttl = action === "open" || action === "close";
+  const ttl = action === "open" || action === "close" || action === "override";
+  const desc = BREAKER_DESC[action];
   openDialog({
-    title: label + ": " + svc,
-    desc: action === "auto" ? "Hands " + svc + " back to the rules." : "Overrides the rules for " + svc + " until it expires or is set back to auto.",
+    title: label.replace("…", "") + ": " + svc,
+    desc: desc ? desc(svc) : "Overrides the rules for " + svc + " until it expires or is set back to auto.",
     ttl,
-    run: (reason, ttlValue) => {
+    override: action === "override",
+    replay: action === "close",
+    run: (reason, f) => {
       const body = { reason };
-      if (ttl && ttlValue) body.ttl = ttlValue;
+      if (ttl && f.ttl) body.ttl = f.ttl;
+      if (action === "close" && f.replay) body.trigger_replay = true;
+      if (action === "override") body.override = f.override;
       return api("POST", "/api/breakers/" + encodeURIComponent(svc) + "/" + action, body);
     },
-    done: (r) => r.no_change ? svc + " already was as asked" : svc + ": " + r.breaker.state + " (" + r.breaker.mode + ")",
+    done: (r) => r.no_change ? svc + " already was as asked"
+      : svc + ": " + r.breaker.state + " (" + r.breaker.mode + ")" + (r.breaker.override ? ", override active" : ""),
   });
+}
+
+// overrideFields reads the override form; it throws when no field is set
+// or a field is out of range.
+function overrideFields() {
+  const o = {};
+  const th = $("dlg-ov-threshold").value.trim();
+  const rate = $("dlg-ov-rate").value.trim();
+  const rec = $("dlg-ov-recovery").value.trim();
+  if (th) {
+    const n = Number(th);
+    if (!Number.isInteger(n) || n < 1) throw new Error("The failure threshold is a whole number of calls, 1 or more.");
+    o.failure_threshold = n;
+  }
+  if (rate) {
+    const n = Number(rate);
+    if (!(n > 0 && n <= 100)) throw new Error("The failure rate threshold is a percentage over 0 and at most 100.");
+    o.failure_rate_threshold = n;
+  }
+  if (rec) o.recovery_timeout = rec;
+  if (Object.keys(o).length === 0) throw new Error("Set at least one threshold.");
+  return o;
 }
 
 async function submitDialog(ev) {
@@ -294,10 +409,14 @@ async function submitDialog(ev) {
   tokenState();
   const reason = $("dlg-reason").value.trim();
   if (!reason) { showDialogError("A reason is required; it goes to the audit log."); return; }
+  const fields = { ttl: $("dlg-ttl").value.trim(), replay: $("dlg-replay").checked, note: $("dlg-note").value.trim() };
+  if (pending.override) {
+    try { fields.override = overrideFields(); } catch (err) { showDialogError(err.message); return; }
+  }
   $("dlg-confirm").disabled = true;
   $("dlg-error").hidden = true;
   try {
-    const res = await pending.run(reason, $("dlg-ttl").value.trim());
+    const res = await pending.run(reason, fields);
     $("action-dialog").close();
     showToast(pending.done(res));
     pending = null;
