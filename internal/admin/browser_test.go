@@ -38,7 +38,8 @@ func report(t *testing.T, js jetstream.JetStream, svc, node string, r events.Out
 // without a reload, and forcing it closed from the page (token and reason
 // asked for, a wrong token refused) changes it on the page and in KV; a
 // threshold override set from the page lands in the breaker's KV value; and
-// raising the emergency level turns the governance banner to a warning.
+// raising the emergency level turns the governance banner to a warning; an
+// entry needing review is listed and resolved from the page.
 func TestDashboardInBrowser(t *testing.T) {
 	t.Parallel()
 	b := startBrowser(t)
@@ -49,10 +50,14 @@ func TestDashboardInBrowser(t *testing.T) {
 	for _, msg := range []string{"upstream timeout", "card processor 503", "upstream timeout"} {
 		fleet.DeadLetter(t, rw, "payments", msg)
 	}
-	fleet.DeadLetter(t, rw, "search", "index unavailable")
+	stuck := fleet.DeadLetter(t, rw, "search", "index unavailable")
 
 	ctx, cancel := context.WithTimeout(context.Background(), opstest.WaitFor)
 	defer cancel()
+	// One entry waits for an operator, as the engine leaves an entry whose
+	// retries ran out.
+	_, err := rw.Pool.Exec(ctx, `UPDATE dlq_entries SET status = 'requires_review' WHERE id = $1`, stuck)
+	require.NoError(t, err)
 	nc := fleet.NATS.Connect(t)
 	ops, err := opsclient.New(ctx, nc, opsclient.WithSource("admin-test"), opsclient.WithAuditStore(rw.Store))
 	require.NoError(t, err)
@@ -154,6 +159,22 @@ func TestDashboardInBrowser(t *testing.T) {
 	b.waitJS(`document.querySelector("#gov-level").textContent === "2 · high" && document.querySelector("#governance").classList.contains("gov-warn")`,
 		20*time.Second, "the banner to show level 2")
 	b.waitJS(`!document.querySelector("#action-dialog").open`, 5*time.Second, "the level dialog to close")
+
+	// The entry needing review is listed; resolving it with a note from
+	// the page takes it off the list and closes it in the store.
+	b.waitJS(`document.querySelector("#entry-`+stuck+`")`, 20*time.Second, "the entry needing review")
+	b.click(`#entry-` + stuck + ` button[data-action="resolve"]`)
+	b.waitJS(`document.querySelector("#action-dialog").open && !document.querySelector("#dlg-note-row").hidden && document.querySelector("#dlg-override-row").hidden`,
+		5*time.Second, "the resolve dialog")
+	b.typeText("#dlg-reason", "reindexed by hand")
+	b.typeText("#dlg-note", "search cluster rebuilt")
+	b.click("#dlg-confirm")
+	b.waitJS(`!document.querySelector("#action-dialog").open && !document.querySelector("#entry-`+stuck+`") && !document.querySelector("#review-empty").hidden`,
+		20*time.Second, "the resolved entry to leave the list")
+	got, err := rw.Store.Get(ctx, stuck)
+	require.NoError(t, err)
+	require.Equal(t, domain.DLQResolved, got.Status)
+	require.Equal(t, "search cluster rebuilt", got.ResolutionNote)
 
 	if os.Getenv(screenshotEnv) == "1" {
 		// A second service trips so that the picture shows every state.

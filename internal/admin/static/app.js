@@ -235,6 +235,7 @@ function renderReview(entries, more) {
   }
   $("review-count").textContent = entries.length ? "(" + entries.length + (more ? "+" : "") + ")" : "";
   $("review-empty").hidden = entries.length > 0;
+  $("review").hidden = entries.length === 0;
 }
 
 const ENTRY_DESC = {
