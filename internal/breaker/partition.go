@@ -44,10 +44,27 @@ func (w *Worker) runPartition(ctx context.Context, pt *partition) {
 		}
 	}
 	b := newBatch(w, pt.p, ackAll)
+	// mustReset is set when deliveries can no longer be trusted to follow
+	// the ack floor in order (a gap, a batch not folded): nothing is fetched
+	// or folded again until a reset of the consumer to its ack floor has
+	// succeeded — folding a later delivery first would make last_seq skip
+	// the earlier ones for good when they are redelivered.
+	mustReset := false
 	for ctx.Err() == nil && !w.crashed.Load() {
 		if !w.fresh(pt) {
 			sleep(ctx, retryWait/4)
 			continue
+		}
+		// The work in hand is finished even when ctx ends: the writes and
+		// the ack use a context that Stop does not cancel.
+		work := context.WithoutCancel(ctx)
+		if mustReset {
+			seq, ok := w.reset(work, log, pt.p)
+			if !ok {
+				sleep(ctx, retryWait)
+				continue
+			}
+			next, mustReset = seq, false
 		}
 		msgs, err := w.fetch(cons, b.msgs[:0])
 		b.msgs = msgs
@@ -62,16 +79,20 @@ func (w *Worker) runPartition(ctx context.Context, pt *partition) {
 		if len(msgs) == 0 {
 			continue
 		}
-		// The work in hand is finished even when ctx ends: the writes and
-		// the ack use a context that Stop does not cancel.
-		work := context.WithoutCancel(ctx)
+		if !w.fresh(pt) {
+			// The lease went stale while the fetch waited: another worker
+			// may own the partition now, and an ack from here (AckAll)
+			// could ack deliveries it has not folded. Leave them unacked.
+			mustReset = true
+			continue
+		}
 		if gap := b.load(next); gap {
 			// A delivery went missing (a fetch given up on by the client):
 			// nothing after it may be folded before it. Start again from the
 			// ack floor.
 			w.stats.gaps.Add(1)
 			log.WarnContext(ctx, "gap in deliveries; resetting the consumer", slog.Uint64("want_consumer_seq", next))
-			next = w.reset(work, log, pt.p)
+			mustReset = true
 			continue
 		}
 		next = b.lastConsumerSeq() + 1
@@ -83,7 +104,7 @@ func (w *Worker) runPartition(ctx context.Context, pt *partition) {
 			w.stats.batchErrors.Add(1)
 			log.WarnContext(ctx, "batch not folded; redelivering from the ack floor", slog.Any("error", err))
 			sleep(ctx, retryWait)
-			next = w.reset(work, log, pt.p)
+			mustReset = true
 		}
 	}
 }
@@ -104,19 +125,19 @@ func (w *Worker) openPartition(ctx context.Context, p int) (jetstream.Consumer, 
 	return cons, r.Delivered.Consumer, nil
 }
 
-// reset resets partition p's consumer to its ack floor and returns the next
-// expected consumer sequence (0, unknown, if the reset failed: the next
-// batch is then taken as it comes and a later gap triggers another reset).
-func (w *Worker) reset(ctx context.Context, log *slog.Logger, p int) uint64 {
+// reset resets partition p's consumer to its ack floor and returns the
+// consumer sequence of the next delivery; ok is false when the reset failed
+// (the caller must not fold anything until one succeeds).
+func (w *Worker) reset(ctx context.Context, log *slog.Logger, p int) (next uint64, ok bool) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	r, err := w.js.ResetConsumer(ctx, topology.StreamInput, topology.ConsumerName(p))
 	if err != nil {
-		log.WarnContext(ctx, "consumer reset failed", slog.Any("error", err))
-		return 0
+		log.WarnContext(ctx, "consumer reset failed; retrying before anything is folded", slog.Any("error", err))
+		return 0, false
 	}
 	w.stats.resets.Add(1)
-	return r.Delivered.Consumer + 1
+	return r.Delivered.Consumer + 1, true
 }
 
 // fetch returns the next batch: whatever is available at once, up to
