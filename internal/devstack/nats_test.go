@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 )
 
@@ -79,6 +80,17 @@ func TestClusterNodeControl(t *testing.T) {
 		require.True(t, c.Server(i).JetStreamIsClustered())
 		require.Equal(t, "ctl", c.Server(i).ClusterName())
 	}
+
+	// An R3 stream proves the meta group has placed work on all three peers
+	// before its leader is stopped: a group stopped while still forming can
+	// be left without a quorum that knows it (seen once in CI).
+	nc0, err := nats.Connect(c.ClientURL())
+	require.NoError(t, err)
+	js0, err := jetstream.New(nc0)
+	require.NoError(t, err)
+	_, err = js0.CreateStream(ctx, jetstream.StreamConfig{Name: "CTL", Subjects: []string{"ctl.>"}, Replicas: 3})
+	require.NoError(t, err)
+	nc0.Close()
 
 	leader := c.MetaLeader()
 	require.GreaterOrEqual(t, leader, 0)
