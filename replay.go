@@ -61,6 +61,10 @@ func (c *Client) HandleReplay(svc string, handler ReplayHandler) (stop func() er
 	if err != nil {
 		return nil, fmt.Errorf("baldur: subscribing to %s: %w", subject, err)
 	}
+	// Return once the server has the subscription, so a replay sent right
+	// after finds a responder. While disconnected the flush fails and the
+	// subscription is sent on reconnect: serving starts then.
+	_ = c.nc.Flush()
 	c.replayMu.Lock()
 	c.replaySubs[sub] = struct{}{}
 	c.replayMu.Unlock()
