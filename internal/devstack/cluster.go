@@ -263,8 +263,9 @@ func (c *Cluster) RestartNode(ctx context.Context, i int) error {
 }
 
 // WaitReady waits until every running node has a route to every other
-// running node, one of them leads the JetStream meta group, and every running
-// node is current with it, or ctx ends. Use it after StopNode before
+// running node, one of them leads the JetStream meta group, every running
+// node is current with it and the leader can place replicas on every running
+// node, or ctx ends. Use it after StopNode before
 // depending on a new meta leader.
 func (c *Cluster) WaitReady(ctx context.Context) error {
 	tick := time.NewTicker(25 * time.Millisecond)
@@ -313,7 +314,20 @@ func (c *Cluster) notReady() string {
 		if !n.srv.JetStreamIsCurrent() {
 			return n.name + " is not current with a JetStream meta leader"
 		}
-		leader = leader || n.srv.JetStreamIsLeader()
+		if n.srv.JetStreamIsLeader() {
+			leader = true
+			// The leader places assets only on peers it has JetStream stats
+			// from; until then an R3 stream fails with "no suitable peers".
+			placeable := map[string]bool{}
+			for _, p := range n.srv.JetStreamClusterPeers() {
+				placeable[p] = true
+			}
+			for name := range running {
+				if !placeable[name] {
+					return fmt.Sprintf("the meta leader %s cannot yet place assets on %s", n.name, name)
+				}
+			}
+		}
 	}
 	if !leader {
 		return "no running node leads the JetStream meta group"
