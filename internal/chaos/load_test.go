@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -56,10 +57,11 @@ func fleetHeap() uint64 {
 // TestChaosLoad is scenario 6: a sustained mix — 100 services' outcome
 // reports at a fixed high rate, dead letters replayed continuously and
 // breaker commands — for a fixed time against two breaker-workers, two
-// replay-workers and a watchdog. Goroutine counts and live heap (the whole
-// process: servers, workers and clients) are sampled during the load and
-// must be flat at the end; then every report is folded exactly once, every
-// transition published once and every dead letter stored once and settled.
+// replay-workers and a watchdog. Goroutine counts must stay flat under the
+// load, and once it has settled the fleet's heap (the embedded servers
+// excluded) and goroutines must be back at what they were early in it; then
+// every report is folded exactly once, every transition published once and
+// every dead letter stored once and settled.
 func TestChaosLoad(t *testing.T) {
 	h := New(t, "load", Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -114,12 +116,13 @@ func TestChaosLoad(t *testing.T) {
 		batches[i] = countReports(h, countSvcs, batch)
 	}
 
+	letters := h.NewDeadLetters("svc-dlq")
+	start := time.Now()
 	loadCtx, stopLoad := context.WithTimeout(ctx, duration)
 	defer stopLoad()
 	errs := make(chan error, 3)
 	var wg sync.WaitGroup
 	var commands atomic.Int64
-	letters := h.NewDeadLetters("svc-dlq")
 	wg.Go(func() {
 		tick := time.NewTicker(time.Second * batch / time.Duration(reportRate))
 		defer tick.Stop()
@@ -159,19 +162,36 @@ func TestChaosLoad(t *testing.T) {
 	type sample struct {
 		at         time.Duration
 		goroutines int
-		heap       uint64
+		heap, live uint64
 	}
 	measure := func(at time.Duration) sample {
-		runtime.GC()
-		return sample{at: at, goroutines: runtime.NumGoroutine(), heap: fleetHeap()}
+		// Three collections in a row, so that the memory profile has
+		// published the frees of everything allocated before the first.
+		for range 3 {
+			runtime.GC()
+		}
+		return sample{at: at, goroutines: runtime.NumGoroutine(), heap: fleetHeap(), live: processLiveHeap()}
 	}
+	// Samples every few seconds of the load, from a warm-up on. The
+	// goroutines are judged under load: the floor of the last third of the
+	// samples must not be above the floor of the first third beyond a
+	// margin. The fleet's heap is judged once the load has settled (below):
+	// under a sustained high allocation rate the memory profile's in-use
+	// figures run ahead of what is live (see docs/reliability.md: at 20k
+	// reports/s they climbed to 60 MiB for a reporter that holds at most 100
+	// messages, whose objects weak pointers showed freed, and fell back
+	// within a sample of the load ending), so they are logged, not judged.
+	const warmUp, every = 5 * time.Second, 3 * time.Second
 	var samples []sample
-	start := time.Now()
-	for _, at := range []time.Duration{duration / 3, 2 * duration / 3, duration - 2*time.Second} {
-		_ = pause(ctx, time.Until(start.Add(at)))
+	for at := warmUp; at < duration; at += every {
+		_ = pause(loadCtx, time.Until(start.Add(at)))
+		if loadCtx.Err() != nil {
+			break
+		}
 		s := measure(at)
 		samples = append(samples, s)
-		t.Logf("chaos: at %s: %d goroutines, fleet heap %.1f MiB, %d reports acknowledged", at, s.goroutines, float64(s.heap)/(1<<20), reports.Messages())
+		t.Logf("chaos: at %s: %d goroutines, fleet heap %.1f MiB (profile), process live heap %.1f MiB, %d reports acknowledged",
+			at, s.goroutines, mib(s.heap), mib(s.live), reports.Messages())
 	}
 	// BALDUR_CHAOS_HEAP_PROFILE=<file> keeps a heap profile taken under load.
 	if path := os.Getenv("BALDUR_CHAOS_HEAP_PROFILE"); path != "" {
@@ -183,21 +203,17 @@ func TestChaosLoad(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	mustNotFail(t, errs)
-
-	// Flat: the last sample under load is not above the first beyond a
-	// margin for work in flight.
-	first0, last := samples[0], samples[len(samples)-1]
-	if last.goroutines > first0.goroutines+200 {
-		h.Violation("goroutines grew under steady load: %d at %s, %d at %s", first0.goroutines, first0.at, last.goroutines, last.at)
+	if len(samples) < 3 {
+		t.Fatalf("chaos: only %d samples under load", len(samples))
 	}
-	// The heap under load holds the deliveries in flight, which grow with
-	// the rate: one high sample is a peak, not growth. Growth is the floor
-	// rising — both later samples above the first beyond the margin — or
-	// a heap that does not come back once the load has settled (below).
-	heapMargin := func(base uint64) uint64 { return base + base/2 + 32<<20 }
-	if floor := min(samples[1].heap, last.heap); floor > heapMargin(first0.heap) {
-		h.Violation("fleet heap (nats-servers excluded) grew under steady load: %.1f MiB at %s, at least %.1f MiB from %s on",
-			float64(first0.heap)/(1<<20), first0.at, float64(floor)/(1<<20), samples[1].at)
+
+	third := len(samples) / 3
+	earlySamples, lateSamples := samples[:third], samples[len(samples)-third:]
+	goroutines := func(s sample) int { return s.goroutines }
+	earlyG, lateG := floorOf(earlySamples, goroutines), floorOf(lateSamples, goroutines)
+	early := floorOf(earlySamples, func(s sample) uint64 { return s.heap })
+	if lateG > earlyG+200 {
+		h.Violation("goroutines grew under steady load: at least %d early, at least %d late", earlyG, lateG)
 	}
 	if rate := float64(reports.Messages()) / duration.Seconds(); rate < float64(reportRate)/2 {
 		h.Violation("only %.0f reports/s acknowledged, the load asked for %d", rate, reportRate)
@@ -205,13 +221,14 @@ func TestChaosLoad(t *testing.T) {
 
 	settle(ctx, h, reports, dlSvcs, 60*time.Second)
 	after := measure(time.Since(start))
-	t.Logf("chaos: settled: %d goroutines, fleet heap %.1f MiB", after.goroutines, float64(after.heap)/(1<<20))
-	if after.goroutines > first0.goroutines+200 {
-		h.Violation("goroutines did not come back after the load: %d under load, %d after", first0.goroutines, after.goroutines)
+	t.Logf("chaos: settled: %d goroutines (floor under load %d early, %d late), fleet heap %.1f MiB (floor early under load %.1f MiB), process live heap %.1f MiB",
+		after.goroutines, earlyG, lateG, mib(after.heap), mib(early), mib(after.live))
+	if after.goroutines > earlyG+200 {
+		h.Violation("goroutines did not come back after the load: at least %d under load, %d after", earlyG, after.goroutines)
 	}
-	if after.heap > heapMargin(first0.heap) {
-		h.Violation("fleet heap did not come back after the load: %.1f MiB under load at %s, %.1f MiB settled",
-			float64(first0.heap)/(1<<20), first0.at, float64(after.heap)/(1<<20))
+	if after.heap > early+early/2+16<<20 {
+		h.Violation("fleet heap (nats-servers excluded) did not come back after the load: at least %.1f MiB early under load, %.1f MiB settled",
+			mib(early), mib(after.heap))
 	}
 	h.CheckFolded(ctx, reports.AckedAll())
 	n := h.CheckTransitions(ctx, svcs)
@@ -219,3 +236,25 @@ func TestChaosLoad(t *testing.T) {
 	t.Logf("chaos: %d transition events, %d replay deliveries, %d commands", n, sink.Deliveries(), commands.Load())
 	h.Finish(Totals{Messages: reports.Messages() + commands.Load() + letters.Messages(), Entries: entries})
 }
+
+// floorOf is the least of f over samples.
+func floorOf[S any, V int | uint64](samples []S, f func(S) V) V {
+	floor := f(samples[0])
+	for _, s := range samples[1:] {
+		floor = min(floor, f(s))
+	}
+	return floor
+}
+
+// processLiveHeap is the whole process's live heap as of the last
+// collection, the embedded servers included.
+func processLiveHeap() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
+
+func mib(b uint64) float64 { return float64(b) / (1 << 20) }
