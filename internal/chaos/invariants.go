@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/baldurfleet/baldur/internal/breaker"
@@ -183,11 +184,13 @@ func (h *Harness) Stored(ctx context.Context, svcs []string) (int64, error) {
 func (h *Harness) CheckDeadLetters(ctx context.Context, acked map[string]string, sink *ReplaySink, final func(domain.DLQStatus) bool) int64 {
 	h.tb.Helper()
 	perSvc := map[string]int64{}
+	missing := 0
 	for id, svc := range acked {
 		perSvc[svc]++
 		e, err := h.Store.Get(ctx, id)
 		if err != nil {
 			h.Violation("acknowledged dead letter %s of %s not in PostgreSQL: %v", id, svc, err)
+			missing++
 			continue
 		}
 		if !final(e.Status) {
@@ -196,6 +199,9 @@ func (h *Harness) CheckDeadLetters(ctx context.Context, acked map[string]string,
 		if sink != nil && e.Status == domain.DLQReplayed && sink.Succeeded(id) == 0 {
 			h.Violation("entry %s of %s is replayed but its handler never succeeded", id, svc)
 		}
+	}
+	if missing > 0 {
+		h.describeIngest(ctx, missing)
 	}
 	counts, err := h.Store.Counts(ctx)
 	if err != nil {
@@ -213,6 +219,29 @@ func (h *Harness) CheckDeadLetters(ctx context.Context, acked map[string]string,
 		total += got
 	}
 	return total
+}
+
+// describeIngest logs where missing dead letters could be: what the ingest
+// consumer still holds on BALDUR_DLQ, and which PostgreSQL server the
+// checker reads (a run once found none of its acknowledged dead letters).
+func (h *Harness) describeIngest(ctx context.Context, missing int) {
+	if c, err := h.JS.Consumer(ctx, topology.StreamDLQ, topology.ConsumerReplayIngest); err != nil {
+		h.tb.Logf("chaos: %d dead letters missing; ingest consumer: %v", missing, err)
+	} else if info, err := c.Info(ctx); err != nil {
+		h.tb.Logf("chaos: %d dead letters missing; ingest consumer info: %v", missing, err)
+	} else {
+		h.tb.Logf("chaos: %d dead letters missing; ingest consumer: %d pending, %d waiting for an ack, ack floor stream seq %d, %d delivered",
+			missing, info.NumPending, info.NumAckPending, info.AckFloor.Stream, info.Delivered.Stream)
+	}
+	var port int
+	var started time.Time
+	var rows int64
+	conn, err := pgx.Connect(ctx, h.DatabaseURL)
+	if err == nil {
+		defer conn.Close(context.WithoutCancel(ctx))
+		err = conn.QueryRow(ctx, `SELECT inet_server_port(), pg_postmaster_start_time(), (SELECT count(*) FROM dlq_entries)`).Scan(&port, &started, &rows)
+	}
+	h.tb.Logf("chaos: the checker reads PostgreSQL on port %d (started %s): %d rows in dlq_entries (err %v)", port, started.Format(time.RFC3339Nano), rows, err)
 }
 
 // ReplayedOrEscalated accepts the two statuses a drained entry ends in.
