@@ -186,3 +186,164 @@ func TestDashboardInBrowser(t *testing.T) {
 		require.NoError(t, os.WriteFile(filepath.Join("..", "..", "docs", "dashboard.png"), b.screenshot(), 0o644))
 	}
 }
+
+// TestDashboardOperatorActionsInBrowser drives the rest of the page's
+// controls against a real fleet: the token saved from the header form, a
+// breaker disabled and another put in metrics-only mode, an override cleared,
+// a force close that asks for the backlog's replay, the kill switch turned on
+// and off, the backlog and one entry replayed from their forms, and entries
+// needing review requeued and discarded. Each action must show its result on
+// the page and land in KV or PostgreSQL.
+func TestDashboardOperatorActionsInBrowser(t *testing.T) {
+	t.Parallel()
+	b := startBrowser(t)
+
+	fleet := opstest.NewFleet(t)
+	fleet.StartBreakerWorker(t, "bw-1")
+	rw := fleet.StartReplayWorker(t, "rw-1")
+	var backlog []string
+	for range 3 {
+		backlog = append(backlog, fleet.DeadLetter(t, rw, "billing", "ledger timeout"))
+	}
+	billing := fleet.ServeReplay(t, "billing", true)
+	requeue := fleet.DeadLetter(t, rw, "search", "index unavailable")
+	discard := fleet.DeadLetter(t, rw, "search", "document too large")
+
+	ctx, cancel := context.WithTimeout(context.Background(), opstest.WaitFor)
+	defer cancel()
+	_, err := rw.Pool.Exec(ctx, `UPDATE dlq_entries SET status = 'requires_review', retry_count = max_retries WHERE id = ANY($1)`,
+		[]string{requeue, discard})
+	require.NoError(t, err)
+	nc := fleet.NATS.Connect(t)
+	ops, err := opsclient.New(ctx, nc, opsclient.WithSource("admin-test"), opsclient.WithAuditStore(rw.Store))
+	require.NoError(t, err)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	const token = "browser-test-token"
+	srv, err := admin.New(admin.Config{Addr: "127.0.0.1:0", AdminToken: token, DLQPoll: 200 * time.Millisecond},
+		admin.Deps{JetStream: js, Operator: ops})
+	require.NoError(t, err)
+	require.NoError(t, srv.Start(ctx))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), opstest.WaitFor)
+		defer cancel()
+		require.NoError(t, srv.Stop(ctx))
+	})
+
+	in := fleet.NATS.JS
+	for _, svc := range []string{"billing", "inventory", "orders"} {
+		report(t, in, svc, svc+"-node-1", events.OutcomeReport{Successes: 50})
+	}
+	breaker := func(svc string) domain.Breaker {
+		t.Helper()
+		e, err := fleet.Topology.Breakers.Get(ctx, svc)
+		require.NoError(t, err)
+		var st domain.Breaker
+		require.NoError(t, json.Unmarshal(e.Value(), &st))
+		return st
+	}
+	// confirm fills the open dialog's reason and confirms it, then waits
+	// for the dialog to close and the toast to say want.
+	confirm := func(reason, want string) {
+		t.Helper()
+		b.waitJS(`document.querySelector("#action-dialog").open`, 5*time.Second, "the dialog for "+want)
+		b.typeText("#dlg-reason", reason)
+		b.eval(`document.querySelector("#toast").textContent = ""`, nil)
+		b.click("#dlg-confirm")
+		b.waitJS(`!document.querySelector("#action-dialog").open`, 20*time.Second, "the dialog to close once applied: "+want)
+		b.waitJS(`document.querySelector("#toast").textContent.includes(`+jsString(want)+`)`, 10*time.Second, "the toast "+want)
+	}
+
+	b.navigate("http://" + srv.Addr() + "/")
+	b.waitJS(`document.body.dataset.ready === "true" && document.querySelector("#breaker-orders") && document.querySelector("#breaker-billing")`, 20*time.Second, "the live grid")
+
+	// The token saved from the header form: no dialog asks for it.
+	b.typeText("#token", token)
+	b.click("#token-save")
+
+	// Disable inventory, put orders in metrics-only mode.
+	b.click(`#breaker-inventory button[data-action="disable"]`)
+	b.waitJS(`document.querySelector("#action-dialog").open && document.querySelector("#dlg-token-row").hidden`, 5*time.Second, "a dialog without the token field")
+	confirm("maintenance window", "inventory")
+	b.waitJS(`document.querySelector("#breaker-inventory .mode").textContent === "disabled"`, 20*time.Second, "inventory to show disabled")
+	require.Equal(t, domain.ModeDisabled, breaker("inventory").Mode)
+
+	b.click(`#breaker-orders button[data-action="metrics-only"]`)
+	confirm("shadow rollout", "orders")
+	b.waitJS(`document.querySelector("#breaker-orders .mode").textContent === "metrics only"`, 20*time.Second, "orders to show metrics only")
+	require.Equal(t, domain.ModeMetricsOnly, breaker("orders").Mode)
+
+	// An override on orders, then cleared from its row.
+	b.click(`#breaker-orders button[data-action="override"]`)
+	b.waitJS(`document.querySelector("#action-dialog").open && !document.querySelector("#dlg-override-row").hidden`, 5*time.Second, "the override form")
+	b.typeText("#dlg-ov-rate", "80")
+	confirm("peak traffic", "orders")
+	b.waitJS(`document.querySelector("#breaker-orders button[data-action='clear-override']")`, 20*time.Second, "the Clear override button")
+	require.NotNil(t, breaker("orders").Override)
+	b.click(`#breaker-orders button[data-action="clear-override"]`)
+	confirm("peak over", "orders")
+	b.waitJS(`!document.querySelector("#breaker-orders .override-tag") && !document.querySelector("#breaker-orders button[data-action='clear-override']")`,
+		20*time.Second, "the override to leave the row")
+	require.Nil(t, breaker("orders").Override)
+
+	// The kill switch: on (the banner turns critical), then off.
+	b.click("#kill-toggle")
+	confirm("incident 4711", "kill switch on")
+	b.waitJS(`document.querySelector("#gov-kill").textContent === "ON" && document.querySelector("#governance").classList.contains("gov-crit")`,
+		20*time.Second, "the banner to show the kill switch")
+	b.click("#kill-toggle")
+	confirm("incident 4711 over", "kill switch off")
+	b.waitJS(`document.querySelector("#gov-kill").textContent === "off" && document.querySelector("#governance").classList.contains("gov-ok")`,
+		20*time.Second, "the banner to clear")
+
+	// One entry replayed from the replay form, then the rest of billing's
+	// backlog from its row.
+	b.typeText("#replay-id", backlog[0])
+	b.click(`#replay-one button[type="submit"]`)
+	confirm("one more try", "entry "+backlog[0]+": replayed")
+	require.EqualValues(t, 1, billing.Delivered())
+	b.waitJS(`document.querySelector("#dlq-rows tr[data-service=billing] td.num").textContent === "2"`, 20*time.Second, "billing's backlog of two")
+	b.click(`#dlq-rows tr[data-service=billing] button[data-action="replay-batch"]`)
+	confirm("ledger back", "replay of billing: 2 of 2 entries")
+	for _, id := range backlog {
+		e, err := rw.Store.Get(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, domain.DLQReplayed, e.Status, "entry %s", id)
+	}
+	require.EqualValues(t, 3, billing.Delivered())
+	b.waitJS(`document.querySelector("#dlq-rows tr[data-service=billing] button[data-action='replay-batch']").disabled`, 20*time.Second, "the backlog button to be disabled")
+
+	// A force close that asks for the replay of billing's backlog.
+	b.click(`#breaker-billing button[data-action="close"]`)
+	b.waitJS(`document.querySelector("#action-dialog").open && !document.querySelector("#dlg-replay-row").hidden`, 5*time.Second, "the replay choice")
+	b.click("#dlg-replay")
+	confirm("ledger fixed", "billing")
+	b.waitJS(`document.querySelector("#breaker-billing .mode").textContent === "forced closed"`, 20*time.Second, "billing to show forced closed")
+	require.Equal(t, domain.ModeForcedClosed, breaker("billing").Mode)
+
+	// The entries needing review: one requeued, one discarded with a note.
+	b.waitJS(`document.querySelector("#entry-`+requeue+`") && document.querySelector("#entry-`+discard+`")`, 20*time.Second, "the entries needing review")
+	b.click(`#entry-` + requeue + ` button[data-action="requeue"]`)
+	confirm("index rebuilt", "entry "+requeue[:8])
+	// The list is drawn again without the requeued entry: the rows move.
+	b.waitJS(`!document.querySelector("#entry-`+requeue+`")`, 20*time.Second, "the requeued entry to leave the list")
+	b.click(`#entry-` + discard + ` button[data-action="discard"]`)
+	b.waitJS(`document.querySelector("#action-dialog").open && !document.querySelector("#dlg-note-row").hidden`, 5*time.Second, "the discard dialog")
+	b.typeText("#dlg-note", "over the size limit for good")
+	confirm("cannot be indexed", "entry "+discard[:8])
+	b.waitJS(`!document.querySelector("#entry-`+discard+`") && !document.querySelector("#review-empty").hidden`, 20*time.Second, "the discarded entry to leave the list")
+	got, err := rw.Store.Get(ctx, requeue)
+	require.NoError(t, err)
+	require.Equal(t, domain.DLQPending, got.Status)
+	require.Zero(t, got.RetryCount, "a requeue gives the entry a fresh retry budget")
+	got, err = rw.Store.Get(ctx, discard)
+	require.NoError(t, err)
+	require.Equal(t, domain.DLQRejected, got.Status)
+	require.Equal(t, "over the size limit for good", got.ResolutionNote)
+}
+
+// jsString quotes s as a JavaScript string literal.
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
