@@ -129,7 +129,9 @@ func (w *Worker) openPartition(ctx context.Context, p int) (jetstream.Consumer, 
 // consumer sequence of the next delivery; ok is false when the reset failed
 // (the caller must not fold anything until one succeeds).
 func (w *Worker) reset(ctx context.Context, log *slog.Logger, p int) (next uint64, ok bool) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	// A reset lost with a NATS node is tried again by the caller: it waits
+	// attemptTimeout, not a whole operation's time.
+	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
 	r, err := w.js.ResetConsumer(ctx, topology.StreamInput, topology.ConsumerName(p))
 	if err != nil {

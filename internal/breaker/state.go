@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
 
@@ -86,16 +87,47 @@ func DecodeState(svc string, v []byte) (domain.Breaker, error) {
 // archive): the result's Archive stays set only when a stored breaker was
 // deleted; with no key to delete (archived already, by a command folded
 // before a redelivery) it is cleared and nothing is written or published.
+//
+// Each request is bounded by attemptTimeout; one the cluster loses (a NATS
+// node gone, a stream leader moving) is tried again, reading the key afresh,
+// until ctx ends.
 func (s *StateStore) Update(ctx context.Context, svc string, fold FoldFunc) (domain.Breaker, domain.Result, error) {
-	for attempt := range maxCASAttempts {
-		if attempt > 0 {
-			if err := casBackoff(ctx, attempt); err != nil {
+	conflicts, lost := 0, 0
+	// again waits before the next attempt after err, or reports that
+	// there is none: a lost compare-and-set and a request lost to the
+	// cluster (a NATS node gone, a stream leader moving) are tried again
+	// until ctx ends; any other error ends the update.
+	again := func(err error) error {
+		switch {
+		case isConflict(err):
+			conflicts++
+			if conflicts >= maxCASAttempts {
+				return fmt.Errorf("%w: %s after %d attempts", ErrConflict, svc, maxCASAttempts)
+			}
+			return casBackoff(ctx, conflicts)
+		case ctx.Err() == nil && transient(err):
+			lost++
+			s.log.DebugContext(ctx, "breaker request lost; trying again", slog.String("service", svc),
+				slog.Int("attempt", lost), slog.Any("error", err))
+			return sleepCtx(ctx, transientWait)
+		default:
+			return err
+		}
+	}
+	for {
+		var (
+			cur domain.Breaker
+			rev uint64
+		)
+		err := attempt(ctx, func(ctx context.Context) (err error) {
+			cur, rev, err = s.Get(ctx, svc)
+			return err
+		})
+		if err != nil {
+			if err := again(err); err != nil {
 				return domain.Breaker{}, domain.Result{}, err
 			}
-		}
-		cur, rev, err := s.Get(ctx, svc)
-		if err != nil {
-			return domain.Breaker{}, domain.Result{}, err
+			continue
 		}
 		next, res := fold(cur)
 		if res.Archive != nil {
@@ -105,11 +137,11 @@ func (s *StateStore) Update(ctx context.Context, svc string, fold FoldFunc) (dom
 			}
 			pending := append(append([]domain.Transition(nil), cur.PendingEvents...), res.Transitions...)
 			err := s.archive(ctx, *res.Archive, pending, rev)
-			if isConflict(err) {
-				continue
-			}
 			if err != nil {
-				return domain.Breaker{}, domain.Result{}, err
+				if err := again(err); err != nil {
+					return domain.Breaker{}, domain.Result{}, err
+				}
+				continue
 			}
 			next.PendingEvents = nil
 			return next, res, nil
@@ -122,19 +154,58 @@ func (s *StateStore) Update(ctx context.Context, svc string, fold FoldFunc) (dom
 		} else {
 			next = cur
 		}
-		rev, err = s.put(ctx, svc, next, rev)
-		if isConflict(err) {
-			continue
-		}
+		// A write whose answer was lost may have landed: the next attempt
+		// reads it back, and the fold skips the inputs at or below its
+		// last_seq, so nothing is folded twice.
+		err = attempt(ctx, func(ctx context.Context) (err error) {
+			rev, err = s.put(ctx, svc, next, rev)
+			return err
+		})
 		if err != nil {
-			return domain.Breaker{}, domain.Result{}, err
+			if err := again(err); err != nil {
+				return domain.Breaker{}, domain.Result{}, err
+			}
+			continue
 		}
 		if len(next.PendingEvents) > 0 {
 			next = s.flush(ctx, next, rev)
 		}
 		return next, res, nil
 	}
-	return domain.Breaker{}, domain.Result{}, fmt.Errorf("%w: %s after %d attempts", ErrConflict, svc, maxCASAttempts)
+}
+
+// attemptTimeout bounds one request of an Update (a read, a write, an event
+// published): a request lost with a NATS node that went away costs this
+// long, and the update tries again, instead of the whole operation's time.
+const attemptTimeout = 2 * time.Second
+
+// transientWait is the pause before an update tries again after a request
+// lost to the cluster.
+const transientWait = 50 * time.Millisecond
+
+// attempt runs f with a context bounded by attemptTimeout.
+func attempt(ctx context.Context, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
+	return f(ctx)
+}
+
+// transient reports an error of a request the cluster lost or could not
+// serve for the moment: no answer in time, nobody to answer (a stream
+// leader being elected), the connection between servers.
+func transient(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, nats.ErrReconnectBufExceeded) || errors.Is(err, nats.ErrDisconnected) ||
+		errors.Is(err, nats.ErrConnectionReconnecting)
+}
+
+// sleepCtx waits d or until ctx ends, and returns ctx's error if it ended.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if !sleep(ctx, d) {
+		return ctx.Err()
+	}
+	return nil
 }
 
 func (s *StateStore) put(ctx context.Context, svc string, b domain.Breaker, rev uint64) (uint64, error) {
@@ -158,7 +229,7 @@ func (s *StateStore) put(ctx context.Context, svc string, b domain.Breaker, rev 
 // bucket and the next writer publishes them.
 func (s *StateStore) flush(ctx context.Context, b domain.Breaker, rev uint64) domain.Breaker {
 	for _, t := range b.PendingEvents {
-		if err := s.PublishTransition(ctx, t); err != nil {
+		if err := attempt(ctx, func(ctx context.Context) error { return s.PublishTransition(ctx, t) }); err != nil {
 			s.log.WarnContext(ctx, "transition event not published; it stays pending",
 				slog.String("service", b.Service), slog.Uint64("generation", t.Generation), slog.Any("error", err))
 			return b
@@ -166,7 +237,7 @@ func (s *StateStore) flush(ctx context.Context, b domain.Breaker, rev uint64) do
 	}
 	cleared := b
 	cleared.PendingEvents = nil
-	if _, err := s.put(ctx, b.Service, cleared, rev); err != nil {
+	if err := attempt(ctx, func(ctx context.Context) error { _, err := s.put(ctx, b.Service, cleared, rev); return err }); err != nil {
 		// Another writer has the key now and will clear the list itself.
 		return b
 	}
@@ -210,14 +281,14 @@ func (s *StateStore) PublishTransition(ctx context.Context, t domain.Transition)
 // Update folds again on the fresh value.
 func (s *StateStore) archive(ctx context.Context, a domain.Archival, pending []domain.Transition, rev uint64) error {
 	for _, t := range pending {
-		if err := s.PublishTransition(ctx, t); err != nil {
+		if err := attempt(ctx, func(ctx context.Context) error { return s.PublishTransition(ctx, t) }); err != nil {
 			return err
 		}
 	}
-	if err := s.PublishArchived(ctx, a); err != nil {
+	if err := attempt(ctx, func(ctx context.Context) error { return s.PublishArchived(ctx, a) }); err != nil {
 		return err
 	}
-	return s.Delete(ctx, a.Service, rev)
+	return attempt(ctx, func(ctx context.Context) error { return s.Delete(ctx, a.Service, rev) })
 }
 
 // PublishArchived publishes a to baldur.event.breaker.<svc>.archived with

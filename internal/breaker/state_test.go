@@ -3,6 +3,7 @@ package breaker_test
 import (
 	"context"
 	"encoding/json"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -149,4 +150,74 @@ func mustJSON(t *testing.T, v any) []byte {
 	b, err := json.Marshal(v)
 	require.NoError(t, err)
 	return b
+}
+
+// lossyKV is the breakers bucket losing requests as a NATS node that goes
+// away loses them: the first read gets no answer, and the first update is
+// stored but its answer never arrives.
+type lossyKV struct {
+	jetstream.KeyValue
+	loseRead, loseUpdateAnswer atomic.Bool
+}
+
+func (k *lossyKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	if k.loseRead.CompareAndSwap(true, false) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return k.KeyValue.Get(ctx, key)
+}
+
+func (k *lossyKV) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	rev, err := k.KeyValue.Update(ctx, key, value, rev)
+	if err == nil && k.loseUpdateAnswer.CompareAndSwap(true, false) {
+		<-ctx.Done()
+		return 0, ctx.Err()
+	}
+	return rev, err
+}
+
+// TestStateStoreTriesAgainWhenTheClusterLosesARequest checks that a read or
+// a write the cluster loses costs one request's time, not the operation's,
+// and that a write which landed although its answer was lost is not folded
+// twice: the update reads it back and the report, at or below last_seq, is
+// skipped.
+func TestStateStoreTriesAgainWhenTheClusterLosesARequest(t *testing.T) {
+	t.Parallel()
+	b := setupState(t)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	report := func(seq uint64) breaker.FoldFunc {
+		return func(cur domain.Breaker) (domain.Breaker, domain.Result) {
+			return cur.Apply(domain.ReportInput(domain.Report{Node: "n", Successes: 1, At: at, Seq: seq}),
+				domain.Env{Now: at, Config: domain.DefaultConfig()})
+		}
+	}
+	_, _, err := b.store.Update(ctx, "ledger", report(1))
+	require.NoError(t, err)
+
+	kv := &lossyKV{KeyValue: b.top.Breakers}
+	kv.loseRead.Store(true)
+	kv.loseUpdateAnswer.Store(true)
+	lossy := breaker.NewStateStore(kv, b.env.JS, "test-node", nil)
+	opCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	got, _, err := lossy.Update(opCtx, "ledger", report(2))
+	require.NoError(t, err)
+	require.Less(t, time.Since(start), 9*time.Second, "two lost requests cost two attempts, not the operation")
+	require.False(t, kv.loseRead.Load() || kv.loseUpdateAnswer.Load(), "both requests were lost once")
+	require.Equal(t, int64(2), got.Window.Successes)
+	require.Equal(t, uint64(2), got.LastSeq)
+
+	stored, _, err := b.store.Get(ctx, "ledger")
+	require.NoError(t, err)
+	require.Equal(t, int64(2), stored.Window.Successes, "the report whose write landed is folded once")
+
+	// A request that is never answered ends with the operation's context.
+	kv.loseRead.Store(true)
+	short, cancel2 := context.WithTimeout(ctx, time.Second)
+	defer cancel2()
+	_, _, err = lossy.Update(short, "ledger", report(3))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
 }

@@ -20,7 +20,9 @@ const (
 	DefaultBatchSize = 1000
 	// maxFetchWait bounds how long an idle partition waits for a message.
 	maxFetchWait = time.Second
-	// opTimeout bounds one KV write or publish of the worker.
+	// opTimeout bounds one operation of the worker: a breaker's update with
+	// its retries (each request within it bounded by attemptTimeout), a
+	// publish.
 	opTimeout = 10 * time.Second
 )
 
