@@ -19,6 +19,33 @@ import (
 	"github.com/baldurfleet/baldur/internal/opsclient/opstest"
 )
 
+// dashboardToken is the admin token of the dashboards the browser tests
+// serve.
+const dashboardToken = "browser-test-token"
+
+// serveDashboard serves the admin API and dashboard over fleet, with rw's
+// store for the audit log, until the test ends.
+func serveDashboard(t *testing.T, fleet *opstest.Fleet, rw *opstest.Replay) *admin.Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), opstest.WaitFor)
+	defer cancel()
+	nc := fleet.NATS.Connect(t)
+	ops, err := opsclient.New(ctx, nc, opsclient.WithSource("admin-test"), opsclient.WithAuditStore(rw.Store))
+	require.NoError(t, err)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	srv, err := admin.New(admin.Config{Addr: "127.0.0.1:0", AdminToken: dashboardToken, DLQPoll: 200 * time.Millisecond},
+		admin.Deps{JetStream: js, Operator: ops})
+	require.NoError(t, err)
+	require.NoError(t, srv.Start(ctx))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), opstest.WaitFor)
+		defer cancel()
+		require.NoError(t, srv.Stop(ctx))
+	})
+	return srv
+}
+
 // screenshotEnv, set to 1, makes the browser test write docs/dashboard.png.
 const screenshotEnv = "BALDUR_UPDATE_SCREENSHOT"
 
@@ -58,21 +85,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	// retries ran out.
 	_, err := rw.Pool.Exec(ctx, `UPDATE dlq_entries SET status = 'requires_review' WHERE id = $1`, stuck)
 	require.NoError(t, err)
-	nc := fleet.NATS.Connect(t)
-	ops, err := opsclient.New(ctx, nc, opsclient.WithSource("admin-test"), opsclient.WithAuditStore(rw.Store))
-	require.NoError(t, err)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	const token = "browser-test-token"
-	srv, err := admin.New(admin.Config{Addr: "127.0.0.1:0", AdminToken: token, DLQPoll: 200 * time.Millisecond},
-		admin.Deps{JetStream: js, Operator: ops})
-	require.NoError(t, err)
-	require.NoError(t, srv.Start(ctx))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), opstest.WaitFor)
-		defer cancel()
-		require.NoError(t, srv.Stop(ctx))
-	})
+	srv := serveDashboard(t, fleet, rw)
 
 	in := fleet.NATS.JS
 	for _, svc := range []string{"inventory", "orders", "shipping"} {
@@ -103,7 +116,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	b.typeText("#dlg-reason", "vendor confirmed the fix")
 	b.click("#dlg-confirm")
 	b.waitJS(`!document.querySelector("#dlg-error").hidden && document.querySelector("#dlg-error").textContent.includes("admin token")`, 10*time.Second, "the refusal of a wrong token")
-	b.typeText("#dlg-token", token)
+	b.typeText("#dlg-token", dashboardToken)
 	b.click("#dlg-confirm")
 	b.waitJS(`!document.querySelector("#action-dialog").open`, 20*time.Second, "the dialog to close once applied")
 	b.waitJS(`document.querySelector("#breaker-payments .badge").textContent === "CLOSED" && document.querySelector("#breaker-payments .mode").textContent === "forced closed"`,
@@ -214,21 +227,7 @@ func TestDashboardOperatorActionsInBrowser(t *testing.T) {
 	_, err := rw.Pool.Exec(ctx, `UPDATE dlq_entries SET status = 'requires_review', retry_count = max_retries WHERE id = ANY($1)`,
 		[]string{requeue, discard})
 	require.NoError(t, err)
-	nc := fleet.NATS.Connect(t)
-	ops, err := opsclient.New(ctx, nc, opsclient.WithSource("admin-test"), opsclient.WithAuditStore(rw.Store))
-	require.NoError(t, err)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	const token = "browser-test-token"
-	srv, err := admin.New(admin.Config{Addr: "127.0.0.1:0", AdminToken: token, DLQPoll: 200 * time.Millisecond},
-		admin.Deps{JetStream: js, Operator: ops})
-	require.NoError(t, err)
-	require.NoError(t, srv.Start(ctx))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), opstest.WaitFor)
-		defer cancel()
-		require.NoError(t, srv.Stop(ctx))
-	})
+	srv := serveDashboard(t, fleet, rw)
 
 	in := fleet.NATS.JS
 	for _, svc := range []string{"billing", "inventory", "orders"} {
@@ -258,7 +257,7 @@ func TestDashboardOperatorActionsInBrowser(t *testing.T) {
 	b.waitJS(`document.body.dataset.ready === "true" && document.querySelector("#breaker-orders") && document.querySelector("#breaker-billing")`, 20*time.Second, "the live grid")
 
 	// The token saved from the header form: no dialog asks for it.
-	b.typeText("#token", token)
+	b.typeText("#token", dashboardToken)
 	b.click("#token-save")
 
 	// Disable inventory, put orders in metrics-only mode.
