@@ -74,12 +74,15 @@ func (w *Worker) manage(ctx context.Context) {
 // fair share ceil(partitions / live workers): extras are released (after
 // their batch in hand), free partitions acquired. runCtx is the lifetime of
 // the partition loops it starts.
+//
+// Every request is bounded by a quarter of the TTL (leaseRequest): a request
+// lost with a NATS node must not hold the round — and with it the renewals
+// that keep the partitions fetching — for a client's default timeout. The
+// renewals go first, so that a lost presence write or listing does not keep
+// them from being sent.
 func (w *Worker) round(ctx, runCtx context.Context) error {
 	kv := w.cfg.Topology.Partitions
 	node := []byte(w.cfg.Node)
-	if _, err := kv.Put(ctx, presenceKey(w.cfg.Node), node); err != nil {
-		return err
-	}
 	w.mu.Lock()
 	owned := make([]*partition, 0, len(w.owned))
 	for _, pt := range w.owned {
@@ -96,8 +99,17 @@ func (w *Worker) round(ctx, runCtx context.Context) error {
 	}
 	wg.Wait()
 
-	live, err := w.liveWorkers(ctx)
-	if err != nil {
+	if err := w.leaseRequest(ctx, func(ctx context.Context) error {
+		_, err := kv.Put(ctx, presenceKey(w.cfg.Node), node)
+		return err
+	}); err != nil {
+		return err
+	}
+	var live int
+	if err := w.leaseRequest(ctx, func(ctx context.Context) (err error) {
+		live, err = w.liveWorkers(ctx)
+		return err
+	}); err != nil {
 		return err
 	}
 	n := w.cfg.Topology.Config.Partitions
@@ -124,8 +136,11 @@ func (w *Worker) round(ctx, runCtx context.Context) error {
 	if have >= share {
 		return nil
 	}
-	taken, err := w.taken(ctx)
-	if err != nil {
+	var taken map[string]bool
+	if err := w.leaseRequest(ctx, func(ctx context.Context) (err error) {
+		taken, err = w.taken(ctx)
+		return err
+	}); err != nil {
 		return err
 	}
 	first := int(hash(w.cfg.Node) % uint32(n))
@@ -160,7 +175,21 @@ func (w *Worker) round(ctx, runCtx context.Context) error {
 // that is gone or changed hands is dropped at once.
 func (w *Worker) renew(ctx context.Context, pt *partition, node []byte) {
 	start := w.mono()
-	rev, err := w.cfg.Topology.Partitions.Update(ctx, pt.key, node, pt.rev)
+	rev, err := w.renewAt(ctx, pt, node)
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		// A renewal whose answer was lost may have landed: if the key
+		// still holds this node, at a later revision, the lease is ours
+		// (no other worker writes this node's name). Renew from there.
+		var e jetstream.KeyValueEntry
+		if gerr := w.leaseRequest(ctx, func(ctx context.Context) (err error) {
+			e, err = w.cfg.Topology.Partitions.Get(ctx, pt.key)
+			return err
+		}); gerr == nil && e.Revision() > pt.rev && string(e.Value()) == string(node) {
+			pt.rev = e.Revision()
+			start = w.mono()
+			rev, err = w.renewAt(ctx, pt, node)
+		}
+	}
 	switch {
 	case err == nil:
 		pt.rev = rev
@@ -177,12 +206,25 @@ func (w *Worker) renew(ctx context.Context, pt *partition, node []byte) {
 	}
 }
 
+// renewAt writes the lease of pt by compare-and-set on pt.rev.
+func (w *Worker) renewAt(ctx context.Context, pt *partition, node []byte) (rev uint64, err error) {
+	err = w.leaseRequest(ctx, func(ctx context.Context) (err error) {
+		rev, err = w.cfg.Topology.Partitions.Update(ctx, pt.key, node, pt.rev)
+		return err
+	})
+	return rev, err
+}
+
 // acquire creates partition p's lease; nil when another worker has it (or
 // the create failed). The partition's loop is not started yet.
 func (w *Worker) acquire(ctx, runCtx context.Context, p int, node []byte) *partition {
 	key := leaseKey(p)
 	start := w.mono()
-	rev, err := w.cfg.Topology.Partitions.Create(ctx, key, node)
+	var rev uint64
+	err := w.leaseRequest(ctx, func(ctx context.Context) (err error) {
+		rev, err = w.cfg.Topology.Partitions.Create(ctx, key, node)
+		return err
+	})
 	if err != nil {
 		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			w.log.WarnContext(ctx, "partition lease not acquired", slog.Int("partition", p), slog.Any("error", err))
@@ -216,7 +258,9 @@ func (w *Worker) drop(pt *partition) {
 // that another worker may take it at once.
 func (w *Worker) release(ctx context.Context, pt *partition) {
 	w.drop(pt)
-	if err := w.cfg.Topology.Partitions.Delete(ctx, pt.key, jetstream.LastRevision(pt.rev)); err != nil {
+	if err := w.leaseRequest(ctx, func(ctx context.Context) error {
+		return w.cfg.Topology.Partitions.Delete(ctx, pt.key, jetstream.LastRevision(pt.rev))
+	}); err != nil {
 		w.log.WarnContext(ctx, "partition lease not released; it expires", slog.Int("partition", pt.p), slog.Any("error", err))
 		return
 	}
@@ -274,6 +318,15 @@ func (w *Worker) liveWorkers(ctx context.Context) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// leaseRequest runs f with a context bounded by a quarter of the lease TTL
+// (renewals are sent every third of it and the partition fences itself at
+// half of it).
+func (w *Worker) leaseRequest(ctx context.Context, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.Topology.Config.LeaseTTL/4)
+	defer cancel()
+	return f(ctx)
 }
 
 func hash(s string) uint32 {

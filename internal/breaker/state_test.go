@@ -158,6 +158,8 @@ func mustJSON(t *testing.T, v any) []byte {
 type lossyKV struct {
 	jetstream.KeyValue
 	loseRead, loseUpdateAnswer atomic.Bool
+	// updates counts the updates stored.
+	updates atomic.Int64
 }
 
 func (k *lossyKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
@@ -170,6 +172,9 @@ func (k *lossyKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry,
 
 func (k *lossyKV) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
 	rev, err := k.KeyValue.Update(ctx, key, value, rev)
+	if err == nil {
+		k.updates.Add(1)
+	}
 	if err == nil && k.loseUpdateAnswer.CompareAndSwap(true, false) {
 		<-ctx.Done()
 		return 0, ctx.Err()

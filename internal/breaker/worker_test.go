@@ -527,3 +527,42 @@ func TestWorkerClusterSurvivesStoppedNode(t *testing.T) {
 	b := state(t, f, "c", calls(int64(published)))
 	require.EqualValues(t, published, b.Window.Successes)
 }
+
+// TestWorkerKeepsALeaseWhoseRenewalAnswerWasLost checks that a lease renewal
+// stored by the cluster but whose answer never came back (its server went
+// away) does not cost the partition: the next renewal finds the lease at a
+// later revision holding this worker's name and renews from there, instead
+// of dropping the partition and waiting for the lease to expire.
+func TestWorkerKeepsALeaseWhoseRenewalAnswerWasLost(t *testing.T) {
+	t.Parallel()
+	f := setup(t, 1, 2*time.Second)
+	nc := f.conn(t)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	top, err := topology.Ensure(context.Background(), js, f.top.Config)
+	require.NoError(t, err)
+	kv := &lossyKV{KeyValue: top.Partitions}
+	top.Partitions = kv
+	w, err := breaker.New(js, breaker.Config{Topology: top, Node: "w1", Configs: f.view, Governance: f.view, Conn: nc,
+		Logger: slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	require.NoError(t, err)
+	require.NoError(t, w.Start(context.Background()))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = w.Stop(ctx)
+	})
+	require.Len(t, w.Owned(), 1)
+	require.Eventually(t, func() bool { return w.Stats().Resets == 1 }, 10*time.Second, 5*time.Millisecond, "the partition opened")
+	resets := w.Stats().Resets
+
+	kv.loseUpdateAnswer.Store(true)
+	require.Eventually(t, func() bool { return !kv.loseUpdateAnswer.Load() }, 10*time.Second, 5*time.Millisecond, "a renewal's answer lost")
+	renewed := kv.updates.Load()
+	require.Eventually(t, func() bool { return kv.updates.Load() >= renewed+2 }, 10*time.Second, 5*time.Millisecond, "two more renewals")
+	require.Len(t, w.Owned(), 1)
+	require.Equal(t, resets, w.Stats().Resets, "the partition was never dropped and opened again")
+
+	report(t, f.js, "kept", "n1", 1, 0)
+	state(t, f, "kept", calls(1))
+}

@@ -55,7 +55,10 @@ type Reports struct {
 // is the reporting node (ce-source).
 func (h *Harness) NewReports(source string) *Reports {
 	h.tb.Helper()
-	js, err := jetstream.New(h.Connect(source))
+	// An ack lost with a node (the publish reached a server that went
+	// away) must end in an error that Send retries, not in a future that
+	// never resolves.
+	js, err := jetstream.New(h.Connect(source), jetstream.WithPublishAsyncTimeout(5*time.Second))
 	if err != nil {
 		h.tb.Fatalf("chaos: JetStream: %v", err)
 	}
