@@ -45,10 +45,10 @@ bench: ## run the benchmarks with allocation counts (BENCHTIME=1s by default)
 FUZZPKGS  ?= ./internal/events ./internal/replay ./internal/admin
 
 .PHONY: fuzz
-fuzz: ## run every fuzz target (wire-contract decoders, DLQ endpoints, admin API) for FUZZTIME each (60s by default)
+fuzz: ## run every fuzz target (wire-contract decoders, DLQ endpoints, admin API) for FUZZTIME each (60s by default; Nx: N executions)
 	@for p in $(FUZZPKGS); do \
 		for t in $$($(GO) test -list '^Fuzz' $$p | grep '^Fuzz'); do \
 			echo "== $$p $$t"; \
-			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) -timeout 10m $$p || exit 1; \
 		done; \
 	done
