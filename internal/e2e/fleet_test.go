@@ -158,23 +158,28 @@ func (f *fleet) transitions(tb testing.TB, svc string, kind domain.TransitionKin
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	filter := fmt.Sprintf("baldur.event.breaker.%s.%s", svc, kind)
+	// How many the stream holds, from its leader (which acked them): a
+	// consumer placed on a follower may not have applied the latest yet,
+	// so reading "what is there now" from it could come back short.
+	s, err := f.js.Stream(ctx, topology.StreamEvents)
+	require.NoError(tb, err)
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
+	require.NoError(tb, err)
+	want := int(info.State.Subjects[filter])
 	c, err := f.js.OrderedConsumer(ctx, topology.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
 	require.NoError(tb, err)
 	var out []events.TransitionEvent
-	for {
-		batch, err := c.FetchNoWait(100)
+	for len(out) < want {
+		require.NoError(tb, ctx.Err(), "read %d of the %d %s events", len(out), want, filter)
+		batch, err := c.Fetch(want-len(out), jetstream.FetchMaxWait(time.Second))
 		require.NoError(tb, err)
-		n := 0
 		for m := range batch.Messages() {
 			ev, err := events.DecodeTransitionEvent(m.Data())
 			require.NoError(tb, err)
 			out = append(out, ev)
-			n++
-		}
-		if n == 0 {
-			return out
 		}
 	}
+	return out
 }
 
 func isState(s domain.State) func(domain.Breaker) bool {
