@@ -68,11 +68,21 @@ func setup(t *testing.T, partitions int, ttl time.Duration) *fleet {
 // test ends.
 func (f *fleet) startWorker(t *testing.T, node string, now func() time.Time, setup ...func(*breaker.Worker)) (*breaker.Worker, *nats.Conn) {
 	t.Helper()
+	return f.startWorkerOn(t, node, now, nil, setup...)
+}
+
+// startWorkerOn is startWorker with the worker's topology passed through
+// wrap first (nil: as it is), for a test to put a fault in front of a bucket.
+func (f *fleet) startWorkerOn(t *testing.T, node string, now func() time.Time, wrap func(*topology.Topology), setup ...func(*breaker.Worker)) (*breaker.Worker, *nats.Conn) {
+	t.Helper()
 	nc := f.conn(t)
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
 	top, err := topology.Ensure(context.Background(), js, f.top.Config) // buckets bound to this connection
 	require.NoError(t, err)
+	if wrap != nil {
+		wrap(top)
+	}
 	w, err := breaker.New(js, breaker.Config{
 		Topology: top, Node: node, Configs: f.view, Governance: f.view, Clock: now, Conn: nc,
 		Logger: slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
@@ -536,21 +546,10 @@ func TestWorkerClusterSurvivesStoppedNode(t *testing.T) {
 func TestWorkerKeepsALeaseWhoseRenewalAnswerWasLost(t *testing.T) {
 	t.Parallel()
 	f := setup(t, 1, 2*time.Second)
-	nc := f.conn(t)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	top, err := topology.Ensure(context.Background(), js, f.top.Config)
-	require.NoError(t, err)
-	kv := &lossyKV{KeyValue: top.Partitions}
-	top.Partitions = kv
-	w, err := breaker.New(js, breaker.Config{Topology: top, Node: "w1", Configs: f.view, Governance: f.view, Conn: nc,
-		Logger: slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))})
-	require.NoError(t, err)
-	require.NoError(t, w.Start(context.Background()))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = w.Stop(ctx)
+	var kv *lossyKV
+	w, _ := f.startWorkerOn(t, "w1", nil, func(top *topology.Topology) {
+		kv = &lossyKV{KeyValue: top.Partitions}
+		top.Partitions = kv
 	})
 	require.Len(t, w.Owned(), 1)
 	require.Eventually(t, func() bool { return w.Stats().Resets == 1 }, 10*time.Second, 5*time.Millisecond, "the partition opened")
