@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -59,7 +60,7 @@ func TestChaosWorkerCrashes(t *testing.T) {
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	errs := make(chan error, 3)
 	var wg sync.WaitGroup
-	var commands int64
+	var commands atomic.Int64
 	letters := h.NewDeadLetters("svc-dlq")
 	batches := make([][]Report, 400)
 	for i := range batches {
@@ -74,23 +75,13 @@ func TestChaosWorkerCrashes(t *testing.T) {
 		}
 	})
 	wg.Go(func() {
-		for i := 0; loadCtx.Err() == nil; i++ {
-			svc := flipSvcs[i%len(flipSvcs)]
-			if _, err := h.Command(ctx, h.JS, svc, flipCommand((i/len(flipSvcs))%2 == 0)); err != nil {
-				errs <- err
-				return
-			}
-			commands++
-			_ = pause(loadCtx, 20*time.Millisecond)
+		if err := flipCommands(loadCtx, ctx, h, flipSvcs, 20*time.Millisecond, &commands); err != nil {
+			errs <- err
 		}
 	})
 	wg.Go(func() {
-		for i := 0; loadCtx.Err() == nil; i++ {
-			if _, err := letters.Submit(ctx, dlSvcs[i%len(dlSvcs)], i, 3); err != nil {
-				errs <- err
-				return
-			}
-			_ = pause(loadCtx, 15*time.Millisecond)
+		if err := submitLetters(loadCtx, ctx, letters, dlSvcs, 15*time.Millisecond); err != nil {
+			errs <- err
 		}
 	})
 
@@ -148,11 +139,11 @@ func TestChaosWorkerCrashes(t *testing.T) {
 	h.CheckFolded(ctx, reports.AckedAll())
 	events := h.CheckTransitions(ctx, append(append(append([]string{}, countSvcs...), flipSvcs...), dlSvcs...))
 	entries := h.CheckDeadLetters(ctx, letters.Acked(), sink, ReplayedOrEscalated)
-	t.Logf("chaos: %d transition events, %d replay deliveries, %d commands", events, sink.Deliveries(), commands)
+	t.Logf("chaos: %d transition events, %d replay deliveries, %d commands", events, sink.Deliveries(), commands.Load())
 	for _, kind := range []string{"crash-between-write-and-ack", "crash-mid-replay-batch"} {
 		if h.FaultsOf(kind) == 0 {
 			t.Logf("chaos: no %s fault this run", kind)
 		}
 	}
-	h.Finish(Totals{Messages: reports.Messages() + commands + letters.Messages(), Entries: entries})
+	h.Finish(Totals{Messages: reports.Messages() + commands.Load() + letters.Messages(), Entries: entries})
 }

@@ -66,23 +66,13 @@ func TestChaosNodeLoss(t *testing.T) {
 		}
 	})
 	wg.Go(func() {
-		for i := 0; loadCtx.Err() == nil; i++ {
-			svc := flipSvcs[i%len(flipSvcs)]
-			if _, err := h.Command(ctx, h.JS, svc, flipCommand((i/len(flipSvcs))%2 == 0)); err != nil {
-				errs <- err
-				return
-			}
-			commands.Add(1)
-			_ = pause(loadCtx, 25*time.Millisecond)
+		if err := flipCommands(loadCtx, ctx, h, flipSvcs, 25*time.Millisecond, &commands); err != nil {
+			errs <- err
 		}
 	})
 	wg.Go(func() {
-		for i := 0; loadCtx.Err() == nil; i++ {
-			if _, err := letters.Submit(ctx, dlSvcs[i%len(dlSvcs)], i, 3); err != nil {
-				errs <- err
-				return
-			}
-			_ = pause(loadCtx, 20*time.Millisecond)
+		if err := submitLetters(loadCtx, ctx, letters, dlSvcs, 20*time.Millisecond); err != nil {
+			errs <- err
 		}
 	})
 

@@ -173,12 +173,8 @@ func TestChaosPostgres(t *testing.T) {
 	var wg sync.WaitGroup
 	letters := h.NewDeadLetters("svc-dlq")
 	wg.Go(func() {
-		for i := 0; loadCtx.Err() == nil; i++ {
-			if _, err := letters.Submit(ctx, dlSvcs[i%len(dlSvcs)], i, 3); err != nil {
-				errs <- err
-				return
-			}
-			_ = pause(loadCtx, 10*time.Millisecond)
+		if err := submitLetters(loadCtx, ctx, letters, dlSvcs, 10*time.Millisecond); err != nil {
+			errs <- err
 		}
 	})
 	wg.Go(func() {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,6 +66,31 @@ func flipCommand(open bool) events.BreakerCommand {
 		return events.BreakerCommand{Action: domain.ActionOpen, Actor: "chaos", Reason: "flip"}
 	}
 	return events.BreakerCommand{Action: domain.ActionClose, Actor: "chaos", Reason: "flip"}
+}
+
+// flipCommands forces svcs open and closed, each in turn, one command every
+// `every`, until loadCtx ends, counting in n each one JetStream acknowledged.
+func flipCommands(loadCtx, ctx context.Context, h *Harness, svcs []string, every time.Duration, n *atomic.Int64) error {
+	for i := 0; loadCtx.Err() == nil; i++ {
+		if _, err := h.Command(ctx, h.JS, svcs[i%len(svcs)], flipCommand((i/len(svcs))%2 == 0)); err != nil {
+			return err
+		}
+		n.Add(1)
+		_ = pause(loadCtx, every)
+	}
+	return nil
+}
+
+// submitLetters submits dead letters to svcs in turn (max_retries 3), one
+// every `every`, until loadCtx ends.
+func submitLetters(loadCtx, ctx context.Context, letters *DeadLetters, svcs []string, every time.Duration) error {
+	for i := 0; loadCtx.Err() == nil; i++ {
+		if _, err := letters.Submit(ctx, svcs[i%len(svcs)], i, 3); err != nil {
+			return err
+		}
+		_ = pause(loadCtx, every)
+	}
+	return nil
 }
 
 // settle waits until the fleet folded every acknowledged report and no
