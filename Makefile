@@ -2,6 +2,8 @@
 # `make help` lists the rest.
 
 GO        ?= go
+# The repository, wherever make is started from (make -C, make -f).
+ROOT      := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 PKGS      ?= ./...
 BENCHTIME ?= 1s
 FUZZTIME  ?= 60s
@@ -13,12 +15,19 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
-run: ## run the whole fleet in one process with the demo (`baldur dev --demo`; docs/dev.md)
-	$(GO) run ./cmd/baldur dev --demo
+run: ## install what the demo lacks, then run the whole fleet in one process with the demo (`bin/baldur dev --demo`; docs/dev.md)
+	@$(ROOT)/scripts/setup run
+	cd $(ROOT) && $(GO) build -o bin/baldur ./cmd/baldur
+	@cd $(ROOT) && scripts/foreground bin/baldur dev --demo
 
 .PHONY: test
-test: ## run every test with the race detector, against real NATS and PostgreSQL
-	$(GO) test -race -timeout 15m $(PKGS)
+test: ## install what the tests lack, then run every test with the race detector, against real NATS and PostgreSQL
+	@$(ROOT)/scripts/setup test
+	cd $(ROOT) && $(GO) test -race -timeout 15m $(PKGS)
+
+.PHONY: setup
+setup: ## install what `make run` and `make test` need on a fresh Debian/Ubuntu machine (scripts/setup)
+	@$(ROOT)/scripts/setup test
 
 .PHONY: chaos
 chaos: ## run the fault-injection suite (internal/chaos, at most 15 minutes); BALDUR_CHAOS_SEED=n repeats a run

@@ -5,6 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/baldurfleet/baldur/internal/devmode"
 	"github.com/baldurfleet/baldur/internal/process"
@@ -65,6 +68,7 @@ func runDev(r *runner, _ []string) error {
 		DataDir: *d.dataDir, Ephemeral: *d.ephemeral, NATSPort: *d.natsPort,
 		HTTPAddr: r.cfg.HTTPAddr, AdminToken: *d.token, DatabaseURL: r.cfg.DatabaseURL,
 		NodeID: r.cfg.NodeID, Demo: *d.demo, Out: r.stdout, Logger: cfg.Logger(r.stderr),
+		CLI: invocation(),
 	})
 	switch {
 	case err == nil:
@@ -73,4 +77,14 @@ func runDev(r *runner, _ []string) error {
 		return usagef("dev: %v", err)
 	}
 	return fmt.Errorf("%w: dev: %w", ErrFailed, err)
+}
+
+// invocation is how to run this CLI again from another terminal: the path of
+// this binary, or "" (devmode.DefaultCLI) for one `go run` built in its cache.
+func invocation() string {
+	exe, err := os.Executable()
+	if err != nil || strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		return ""
+	}
+	return exe
 }

@@ -39,3 +39,22 @@ func TestDevHelp(t *testing.T) {
 		require.Contains(t, out.String(), flag)
 	}
 }
+
+// TestTopHelpDescribesEveryCommand: each command of `baldur --help` has a
+// description.
+func TestTopHelpDescribesEveryCommand(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	code := cli.RunEnv(context.Background(), []string{"--help"}, &out, &errOut, func(string) string { return "" })
+	require.Equal(t, cli.ExitOK, code)
+	_, list, ok := strings.Cut(out.String(), "\n\n  ")
+	require.True(t, ok, out.String())
+	list, _, _ = strings.Cut(list, "\n\n")
+	lines := strings.Split("  "+list, "\n")
+	require.GreaterOrEqual(t, len(lines), 7, out.String())
+	for _, line := range lines {
+		fields := strings.Fields(line)
+		require.GreaterOrEqual(t, len(fields), 3, "command %q has no description", line)
+	}
+	require.Contains(t, out.String(), "dev  ")
+}

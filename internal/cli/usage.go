@@ -15,6 +15,7 @@ var nounSummaries = map[string]string{
 	"audit":      "read and verify the audit log (PostgreSQL)",
 	"config":     "read and write breaker and fleet settings",
 	"admin":      "serve the admin HTTP API and dashboard",
+	"dev":        "run the whole fleet in one process on this machine; --demo tells a breaker's story",
 }
 
 const exitCodesHelp = `Exit codes:

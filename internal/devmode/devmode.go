@@ -48,6 +48,8 @@ const (
 	// DefaultContinuousEvery is the replay-worker's period of continuous
 	// drains in dev mode (services whose auto_replay is continuous).
 	DefaultContinuousEvery = 2 * time.Second
+	// DefaultCLI is Config.CLI's default: the CLI from the repository.
+	DefaultCLI = "go run ./cmd/baldur"
 	// RandomPort as Config.NATSPort lets the system choose the port.
 	RandomPort = devstack.RandomPort
 	// databaseName is the database dev mode creates in a local PostgreSQL.
@@ -85,6 +87,10 @@ type Config struct {
 	Demo bool
 	// DemoConfig tunes the demo; zero fields take their defaults.
 	DemoConfig DemoConfig
+	// CLI is how the banner tells to run the baldur CLI in another terminal:
+	// a command, or the path of the binary (shown relative to the working
+	// directory when below it); DefaultCLI when empty.
+	CLI string
 	// Out receives the banner and the demo's story; io.Discard when nil.
 	Out io.Writer
 	// Logger receives the components' logs; nil discards them.
@@ -103,6 +109,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.NodeID == "" {
 		c.NodeID = "dev"
+	}
+	if c.CLI == "" {
+		c.CLI = DefaultCLI
 	}
 	if c.WatchdogTick == 0 {
 		c.WatchdogTick = DefaultWatchdogTick
@@ -139,6 +148,9 @@ type Fleet struct {
 	dbURL    string
 	adminURL string
 	demo     *Demo
+	// pgKept says where a local PostgreSQL keeps its data when that is not
+	// under DataDir ("" otherwise).
+	pgKept string
 
 	// stops run in reverse order at Stop.
 	stops []func(ctx context.Context) error
@@ -327,6 +339,10 @@ func (f *Fleet) startPostgres(ctx context.Context, dir string) error {
 		return fmt.Errorf("%w: local PostgreSQL (or set --database-url / $%s): %w", ErrStart, process.EnvDatabaseURL, err)
 	}
 	f.onStop(pg.Stop)
+	if from := pg.LinkedFrom(); from != "" {
+		f.pgKept = fmt.Sprintf("PostgreSQL data in %s (%s links there: the postgres user cannot reach %s)",
+			pg.Dir(), f.rel(from), f.rel(filepath.Dir(from)))
+	}
 	conn, err := pgx.Connect(ctx, pg.URL())
 	if err != nil {
 		return fmt.Errorf("%w: connect to the local PostgreSQL: %w", ErrStart, err)
@@ -463,6 +479,19 @@ func (f *Fleet) startHTTP(life, ctx context.Context, res *worker.Resources, chec
 	return ops, nil
 }
 
+// rel is path relative to the working directory when it is an absolute path
+// below it, else path unchanged.
+func (f *Fleet) rel(path string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return path
+	}
+	if r, err := filepath.Rel(wd, path); err == nil && filepath.IsAbs(path) && filepath.IsLocal(r) {
+		return r
+	}
+	return path
+}
+
 // banner prints where everything is and what to try.
 func (f *Fleet) banner() {
 	w := f.cfg.Out
@@ -475,6 +504,9 @@ func (f *Fleet) banner() {
 		db = "PostgreSQL from --database-url"
 	}
 	fmt.Fprintf(w, "baldur dev: the fleet is up (data %s)\n", data)
+	if f.pgKept != "" {
+		fmt.Fprintf(w, "  (%s)\n", f.pgKept)
+	}
 	fmt.Fprintf(w, "  NATS       %s (embedded, JetStream)\n", f.natsURL)
 	fmt.Fprintf(w, "  database   %s (%s)\n", process.Redact(f.dbURL), db)
 	fmt.Fprintf(w, "  workers    breaker-worker, replay-worker, watchdog (tick %s)\n", f.cfg.WatchdogTick)
@@ -487,16 +519,16 @@ func (f *Fleet) banner() {
 	if f.natsURL != process.DefaultNATSURL {
 		env = "BALDUR_NATS_URL=" + f.natsURL + " "
 	}
-	fmt.Fprintln(w, "try, in another terminal (baldur is `go run ./cmd/baldur` from the repository):")
+	fmt.Fprintln(w, "try, in another terminal:")
 	for _, c := range []string{
-		"baldur breaker list",
-		"baldur breaker get payments",
-		"baldur dlq stats",
-		"baldur dlq list --service payments --status pending",
-		"baldur breaker open payments --reason \"trying it out\" --ttl 1m",
-		"baldur audit list --database-url '" + f.dbURL + "'",
+		"breaker list",
+		"breaker get payments",
+		"dlq stats",
+		"dlq list --service payments --status pending",
+		"breaker open payments --reason \"trying it out\" --ttl 1m",
+		"audit list --database-url '" + f.dbURL + "'",
 	} {
-		fmt.Fprintf(w, "  %s%s\n", env, c)
+		fmt.Fprintf(w, "  %s%s %s\n", env, f.rel(f.cfg.CLI), c)
 	}
 	fmt.Fprintln(w, "Ctrl-C stops everything.")
 }

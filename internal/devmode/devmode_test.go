@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/baldurfleet/baldur/internal/devmode"
+	"github.com/baldurfleet/baldur/internal/devstack"
 	"github.com/baldurfleet/baldur/internal/domain"
 	"github.com/baldurfleet/baldur/internal/testenv"
 )
@@ -62,26 +65,9 @@ func testConfig(t *testing.T, out *output) devmode.Config {
 	}
 }
 
-func TestDemoTellsTheWholeStory(t *testing.T) {
-	t.Parallel()
-	out := newOutput("")
-	cfg := testConfig(t, out)
-	cfg.Demo = true
-	cfg.DemoConfig = devmode.DemoConfig{HealthyFor: time.Second, OutageFor: time.Second, Progress: 200 * time.Millisecond}
-	before := runtime.NumGoroutine()
-
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	f, err := devmode.Start(ctx, cfg)
-	require.NoError(t, err)
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			_ = f.Stop(context.Background())
-		}
-	})
-	require.NotNil(t, f.Demo())
-
+// requireStory waits for the demo's story and checks it was told whole.
+func requireStory(t *testing.T, f *devmode.Fleet, out *output) {
+	t.Helper()
 	select {
 	case <-f.Demo().Done():
 	case <-time.After(storyBound):
@@ -102,6 +88,30 @@ func TestDemoTellsTheWholeStory(t *testing.T) {
 		"breaker CLOSED", "backlog drained to zero", "story complete", f.AdminURL(), "baldur dlq stats"} {
 		require.Contains(t, story, want)
 	}
+
+}
+
+func TestDemoTellsTheWholeStory(t *testing.T) {
+	t.Parallel()
+	out := newOutput("")
+	cfg := testConfig(t, out)
+	cfg.Demo = true
+	cfg.DemoConfig = devmode.DemoConfig{HealthyFor: time.Second, OutageFor: time.Second, Progress: 200 * time.Millisecond}
+	before := runtime.NumGoroutine()
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	f, err := devmode.Start(ctx, cfg)
+	require.NoError(t, err)
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			_ = f.Stop(context.Background())
+		}
+	})
+	require.NotNil(t, f.Demo())
+
+	requireStory(t, f, out)
 
 	// Ctrl-C: the context ends, then Stop, as Run does.
 	cancel()
@@ -195,4 +205,42 @@ func TestInvalidConfig(t *testing.T) {
 			require.ErrorIs(t, err, devmode.ErrConfig)
 		})
 	}
+}
+
+// TestDemoFromAPrivateDirectory runs dev mode with its local PostgreSQL from
+// a clone inside a 0700 directory, as `make run` in root's home does: the
+// whole story is told, and as root the PostgreSQL data is kept where the
+// postgres user can reach it, the data directory linking there and the
+// banner saying so.
+func TestDemoFromAPrivateDirectory(t *testing.T) {
+	t.Parallel()
+	private := t.TempDir()
+	require.NoError(t, os.Chmod(private, 0o700))
+	dataDir := filepath.Join(private, "clone", ".baldur")
+	t.Cleanup(func() {
+		if target, err := os.Readlink(filepath.Join(dataDir, "pg")); err == nil {
+			_ = os.RemoveAll(target)
+		}
+	})
+	out := newOutput("")
+	cfg := devmode.Config{DataDir: dataDir, NATSPort: devmode.RandomPort, HTTPAddr: "127.0.0.1:0", NodeID: "t", Out: out,
+		Demo: true, DemoConfig: devmode.DemoConfig{HealthyFor: time.Second, OutageFor: time.Second, Progress: 200 * time.Millisecond}}
+	f, err := devmode.Start(t.Context(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = f.Stop(context.Background()) })
+	requireStory(t, f, out)
+	require.DirExists(t, filepath.Join(dataDir, "nats"))
+
+	target, err := os.Readlink(filepath.Join(dataDir, "pg"))
+	if os.Geteuid() != 0 {
+		require.Error(t, err, "a normal user's PostgreSQL keeps its data in place")
+		require.DirExists(t, filepath.Join(dataDir, "pg", "data"))
+		return
+	}
+	require.NoError(t, err, "as root the data directory links to the cluster")
+	require.Equal(t, devstack.DefaultPostgresFallback, filepath.Dir(target))
+	require.DirExists(t, filepath.Join(target, "data"))
+	require.Contains(t, out.String(), "PostgreSQL data in "+target)
+	require.Contains(t, out.String(), "the postgres user cannot reach")
+	require.NoError(t, f.Stop(context.Background()))
 }

@@ -18,9 +18,17 @@
 //
 // PostgreSQL refuses to run as root. When the current process is root,
 // initdb and postgres run as the "postgres" OS user (which the server package
-// creates): the cluster directory is created under os.TempDir() with mode
-// 0755, handed to that user, and every parent directory must be traversable
-// by it. As a normal user the same code runs without changing credentials.
+// creates), and the cluster directory is handed to that user (mode 0755).
+// That user must be able to traverse every parent directory, which a private
+// directory such as root's 0700 home forbids. A temporary cluster is then
+// made under /tmp instead of os.TempDir(); a kept one (PostgresOptions.Dir,
+// as `baldur dev` asks for under .baldur/pg) is kept under
+// PostgresOptions.Fallback (/var/lib/baldur/pg) in a directory named after
+// a hash of Dir, and Dir becomes a symbolic link to it: every start of the
+// same Dir finds the same data, and deleting Dir starts over. Data found in
+// an unreachable Dir itself is never moved; the error names the command
+// that moves it aside. As a normal user the same code runs without changing
+// credentials and keeps the cluster where it was asked.
 //
 // The postgres process gets SIGQUIT (immediate shutdown) when the process that
 // started it dies, so a crashed test binary leaves no server behind; its

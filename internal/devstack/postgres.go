@@ -2,7 +2,10 @@ package devstack
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -156,6 +159,12 @@ type PostgresOptions struct {
 	// that Stop removes. Set: the directory is kept, and initdb runs only when
 	// it holds no cluster yet (so `baldur dev` keeps its data across runs).
 	Dir string
+	// Fallback is where a kept cluster lives when the server's user cannot
+	// reach Dir: as root the server runs as the "postgres" user, who cannot
+	// enter a private directory such as a 0700 home. The cluster is then kept
+	// in Fallback/<hash of Dir> and Dir becomes a symbolic link to it, so
+	// that deleting Dir still starts over. Empty means DefaultPostgresFallback.
+	Fallback string
 	// Port is the TCP port on 127.0.0.1; 0 picks a free one.
 	Port int
 	// MaxConnections is the server's max_connections; 0 means 200, enough for
@@ -169,9 +178,14 @@ type PostgresOptions struct {
 	Settings map[string]string
 }
 
+// DefaultPostgresFallback is PostgresOptions.Fallback's default: a place
+// every server user can reach, kept across reboots.
+const DefaultPostgresFallback = "/var/lib/baldur/pg"
+
 // Postgres is a running PostgreSQL server started by StartPostgres.
 type Postgres struct {
 	dir     string
+	linked  string // PostgresOptions.Dir when it is a link to dir
 	temp    bool
 	port    int
 	cmd     *exec.Cmd
@@ -207,26 +221,8 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 		return nil, err
 	}
 
-	p := &Postgres{dir: opts.Dir}
-	if p.dir == "" {
-		removeStaleClusters(os.TempDir())
-		if p.dir, err = os.MkdirTemp(os.TempDir(), pgTempPrefix+"*"); err != nil {
-			return nil, fmt.Errorf("devstack: create PostgreSQL directory: %w", err)
-		}
-		p.temp = true
-		if err := os.WriteFile(filepath.Join(p.dir, pgOwnerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-			p.removeDir()
-			return nil, fmt.Errorf("devstack: write owner file: %w", err)
-		}
-	} else if err := os.MkdirAll(p.dir, 0o755); err != nil {
-		return nil, fmt.Errorf("devstack: create PostgreSQL directory: %w", err)
-	}
-	if p.dir, err = filepath.Abs(p.dir); err != nil {
-		p.removeDir()
-		return nil, fmt.Errorf("devstack: PostgreSQL directory: %w", err)
-	}
-	if err := prepareDir(p.dir, cred); err != nil {
-		p.removeDir()
+	p := &Postgres{}
+	if err := p.place(opts, cred); err != nil {
 		return nil, err
 	}
 	if err := p.initdb(ctx, bins, cred); err != nil {
@@ -277,6 +273,100 @@ func postgresCredential() (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
+// place chooses the cluster directory: a new temporary one, or opts.Dir,
+// or, when the server's user cannot reach opts.Dir, one under opts.Fallback
+// that opts.Dir links to. It leaves the directory ready for that user.
+func (p *Postgres) place(opts PostgresOptions, cred *syscall.Credential) error {
+	if opts.Dir == "" {
+		return p.placeTemp(cred)
+	}
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return fmt.Errorf("devstack: PostgreSQL directory: %w", err)
+	}
+	if target, err := filepath.EvalSymlinks(dir); err == nil && target != dir {
+		// A link left by an earlier start (or made by hand): the cluster is
+		// where it points.
+		p.dir, p.linked = target, dir
+		return prepareDir(p.dir, cred)
+	}
+	if _, blocked := unreachable(dir, cred); blocked == "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("devstack: create PostgreSQL directory: %w", err)
+		}
+		p.dir = dir
+		return prepareDir(p.dir, cred)
+	}
+	return p.relocate(dir, cmp.Or(opts.Fallback, DefaultPostgresFallback), cred)
+}
+
+// placeTemp creates a temporary cluster directory under os.TempDir(), or
+// under /tmp when the server's user cannot reach os.TempDir().
+func (p *Postgres) placeTemp(cred *syscall.Credential) error {
+	base := os.TempDir()
+	if _, blocked := unreachable(filepath.Join(base, pgTempPrefix), cred); blocked != "" {
+		base = "/tmp"
+	}
+	removeStaleClusters(base)
+	dir, err := os.MkdirTemp(base, pgTempPrefix+"*")
+	if err != nil {
+		return fmt.Errorf("devstack: create PostgreSQL directory: %w", err)
+	}
+	p.dir, p.temp = dir, true
+	if err := os.WriteFile(filepath.Join(p.dir, pgOwnerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		p.removeDir()
+		return fmt.Errorf("devstack: write owner file: %w", err)
+	}
+	if err := prepareDir(p.dir, cred); err != nil {
+		p.removeDir()
+		return err
+	}
+	return nil
+}
+
+// relocate keeps the cluster of dir, which the server's user cannot reach,
+// in fallback/<hash of dir> and makes dir a link to it. A cluster found
+// there without the link is what is left of a data directory that was
+// deleted to start over, and is removed.
+func (p *Postgres) relocate(dir, fallback string, cred *syscall.Credential) error {
+	sum := sha256.Sum256([]byte(dir))
+	target := filepath.Join(fallback, "dev-"+hex.EncodeToString(sum[:6]))
+	if fi, err := os.Lstat(dir); err == nil {
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			// A link whose cluster is gone: a new one takes its place.
+			if err := os.Remove(dir); err != nil {
+				return fmt.Errorf("devstack: remove the dangling link %s: %w", dir, err)
+			}
+		case !fi.IsDir():
+			return fmt.Errorf("devstack: PostgreSQL directory %s is not a directory", dir)
+		default:
+			// An empty directory, as an earlier failed start left it, makes
+			// way for the link; one with data in it is not ours to move.
+			if err := os.Remove(dir); err != nil {
+				return fmt.Errorf("devstack: the postgres user cannot reach %s, and it cannot be replaced by a link "+
+					"to a place it can reach (%v): move it out of the way with `mv %s %s.old` and start again",
+					dir, err, dir, dir)
+			}
+		}
+	}
+	if err := os.RemoveAll(target); err != nil {
+		return fmt.Errorf("devstack: remove the stale cluster in %s: %w", target, err)
+	}
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		return fmt.Errorf("devstack: create PostgreSQL directory %s (%s is out of the postgres user's reach): %w",
+			target, dir, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return fmt.Errorf("devstack: create PostgreSQL directory: %w", err)
+	}
+	if err := os.Symlink(target, dir); err != nil {
+		return fmt.Errorf("devstack: link %s to the PostgreSQL directory %s: %w", dir, target, err)
+	}
+	p.dir, p.linked = target, dir
+	return prepareDir(p.dir, cred)
+}
+
 // prepareDir makes dir usable by the server's user: mode 0755, owned by that
 // user when it is not us, and reachable through every parent directory.
 func prepareDir(dir string, cred *syscall.Credential) error {
@@ -289,18 +379,28 @@ func prepareDir(dir string, cred *syscall.Credential) error {
 	if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
 		return fmt.Errorf("devstack: hand PostgreSQL directory to the postgres user: %w", err)
 	}
+	if mode, blocked := unreachable(dir, cred); blocked != "" {
+		return fmt.Errorf("devstack: the postgres user cannot reach the PostgreSQL directory %s: "+
+			"directory %s (mode %v) is closed to it; open it with: chmod o+x %s",
+			dir, blocked, mode, blocked)
+	}
+	return nil
+}
+
+// unreachable returns the nearest existing parent of dir that the user of
+// cred cannot traverse, and its mode; "" when there is none (or cred is nil:
+// we run the server ourselves). Parents that do not exist yet are skipped:
+// they are created with mode 0755.
+func unreachable(dir string, cred *syscall.Credential) (os.FileMode, string) {
+	if cred == nil {
+		return 0, ""
+	}
 	for parent := filepath.Dir(dir); ; parent = filepath.Dir(parent) {
-		fi, err := os.Stat(parent)
-		if err != nil {
-			return fmt.Errorf("devstack: PostgreSQL directory parent: %w", err)
-		}
-		if !traversable(fi, cred) {
-			return fmt.Errorf("devstack: directory %s (mode %v) is not traversable by the postgres user, "+
-				"so PostgreSQL cannot reach %s: set TMPDIR to a directory it can reach (such as /tmp)",
-				parent, fi.Mode().Perm(), dir)
+		if fi, err := os.Stat(parent); err == nil && !traversable(fi, cred) {
+			return fi.Mode().Perm(), parent
 		}
 		if parent == filepath.Dir(parent) {
-			return nil
+			return 0, ""
 		}
 	}
 }
@@ -450,6 +550,10 @@ func (p *Postgres) Port() int { return p.port }
 
 // Dir is the cluster directory: data directory, server log and unix socket.
 func (p *Postgres) Dir() string { return p.dir }
+
+// LinkedFrom is PostgresOptions.Dir when it is a symbolic link to Dir (the
+// cluster was kept where the server's user can reach it), else "".
+func (p *Postgres) LinkedFrom() string { return p.linked }
 
 // SocketDir is the directory holding the server's unix socket.
 func (p *Postgres) SocketDir() string { return p.dir }

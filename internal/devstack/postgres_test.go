@@ -168,6 +168,115 @@ func TestPostgresKeepsDir(t *testing.T) {
 	require.Equal(t, "still here", v)
 }
 
+// TestPostgresFromAPrivateDirectory keeps a cluster asked for inside a 0700
+// directory, as `make run` does in a clone under root's home. As root the
+// server's user cannot enter it: the cluster is kept under the fallback, the
+// asked-for directory links to it, a restart finds the data, and deleting the
+// data directory starts over. As a normal user it stays where it was asked.
+func TestPostgresFromAPrivateDirectory(t *testing.T) {
+	t.Parallel()
+	private := t.TempDir()
+	require.NoError(t, os.Chmod(private, 0o700))
+	dataDir := filepath.Join(private, "clone", ".baldur")
+	dir := filepath.Join(dataDir, "pg")
+	fallback := filepath.Join(reachableTempDir(t), "fallback")
+	opts := PostgresOptions{Dir: dir, Fallback: fallback, Durable: true}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+
+	start := func() *Postgres {
+		t.Helper()
+		p, err := StartPostgres(ctx, opts)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = p.Stop(context.Background()) })
+		return p
+	}
+	kept := func(p *Postgres) bool {
+		t.Helper()
+		conn, err := pgx.Connect(ctx, p.URL())
+		require.NoError(t, err)
+		defer conn.Close(ctx)
+		var n int
+		require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE tablename = 'kept'`).Scan(&n))
+		return n == 1
+	}
+
+	p := start()
+	if os.Geteuid() == 0 {
+		require.Equal(t, dir, p.LinkedFrom())
+		require.Equal(t, fallback, filepath.Dir(p.Dir()), "kept under the fallback")
+		target, err := os.Readlink(dir)
+		require.NoError(t, err, "the asked-for directory is a link")
+		require.Equal(t, p.Dir(), target)
+	} else {
+		require.Equal(t, dir, p.Dir(), "a normal user's server reaches its own directories")
+		require.Empty(t, p.LinkedFrom())
+	}
+	first := p.Dir()
+	exec1(ctx, t, p.URL(), `CREATE TABLE kept (v text)`)
+	require.NoError(t, p.Stop(ctx))
+
+	p = start()
+	require.Equal(t, first, p.Dir(), "the same cluster on every start")
+	require.True(t, kept(p), "a restart finds the data")
+	require.NoError(t, p.Stop(ctx))
+
+	require.NoError(t, os.RemoveAll(dataDir), "delete the data directory to start over")
+	p = start()
+	require.Equal(t, first, p.Dir())
+	require.False(t, kept(p), "a deleted data directory starts over")
+	require.NoError(t, p.Stop(ctx))
+
+	if os.Geteuid() == 0 {
+		// A link whose cluster was removed by hand: a new cluster takes its place.
+		require.NoError(t, os.RemoveAll(first))
+		p = start()
+		require.Equal(t, first, p.Dir())
+		require.NoError(t, p.Stop(ctx))
+
+		// Data in the private directory itself is never moved or overwritten.
+		other := filepath.Join(private, "other", "pg")
+		require.NoError(t, os.MkdirAll(other, 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(other, "PG_VERSION"), []byte("15\n"), 0o644))
+		_, err := StartPostgres(ctx, PostgresOptions{Dir: other, Fallback: fallback})
+		require.ErrorContains(t, err, "mv "+other+" "+other+".old")
+		require.FileExists(t, filepath.Join(other, "PG_VERSION"))
+
+		// A fallback the postgres user cannot reach either: the one command.
+		_, err = StartPostgres(ctx, PostgresOptions{Dir: filepath.Join(private, "third", "pg"), Fallback: filepath.Join(private, "fb")})
+		require.ErrorContains(t, err, "chmod o+x "+private)
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	t.Parallel()
+	other := &syscall.Credential{Uid: 54321, Gid: 54321}
+	root := reachableTempDir(t)
+	closed := filepath.Join(root, "closed")
+	require.NoError(t, os.Mkdir(closed, 0o700))
+	require.NoError(t, os.Chmod(closed, 0o700)) // umask
+	open := filepath.Join(root, "open")
+	require.NoError(t, os.Mkdir(open, 0o755))
+	require.NoError(t, os.Chmod(open, 0o755))
+
+	for _, tc := range []struct {
+		dir, want string
+	}{
+		{dir: filepath.Join(open, "pg"), want: ""},
+		{dir: filepath.Join(open, "not", "yet", "pg"), want: ""},
+		{dir: filepath.Join(closed, "clone", ".baldur", "pg"), want: closed},
+		{dir: filepath.Join(closed, "pg"), want: closed},
+	} {
+		mode, got := unreachable(tc.dir, other)
+		require.Equal(t, tc.want, got, tc.dir)
+		if got != "" {
+			require.Equal(t, os.FileMode(0o700), mode)
+		}
+		_, got = unreachable(tc.dir, nil)
+		require.Empty(t, got, "without a credential we run the server ourselves")
+	}
+}
+
 func TestPostgresTemporaryDirRemoved(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
