@@ -340,8 +340,8 @@ func (f *Fleet) startPostgres(ctx context.Context, dir string) error {
 	}
 	f.onStop(pg.Stop)
 	if from := pg.LinkedFrom(); from != "" {
-		f.pgKept = fmt.Sprintf("PostgreSQL data in %s (%s links there: the postgres user cannot reach %s)",
-			pg.Dir(), f.rel(from), f.rel(filepath.Dir(from)))
+		f.pgKept = fmt.Sprintf("PostgreSQL data in %s, where the postgres user can reach it; %s links there",
+			pg.Dir(), f.rel(from))
 	}
 	conn, err := pgx.Connect(ctx, pg.URL())
 	if err != nil {
@@ -505,7 +505,7 @@ func (f *Fleet) banner() {
 	}
 	fmt.Fprintf(w, "baldur dev: the fleet is up (data %s)\n", data)
 	if f.pgKept != "" {
-		fmt.Fprintf(w, "  (%s)\n", f.pgKept)
+		fmt.Fprintf(w, "  %s\n", f.pgKept)
 	}
 	fmt.Fprintf(w, "  NATS       %s (embedded, JetStream)\n", f.natsURL)
 	fmt.Fprintf(w, "  database   %s (%s)\n", process.Redact(f.dbURL), db)

@@ -241,6 +241,6 @@ func TestDemoFromAPrivateDirectory(t *testing.T) {
 	require.Equal(t, devstack.DefaultPostgresFallback, filepath.Dir(target))
 	require.DirExists(t, filepath.Join(target, "data"))
 	require.Contains(t, out.String(), "PostgreSQL data in "+target)
-	require.Contains(t, out.String(), "the postgres user cannot reach")
+	require.Contains(t, out.String(), "where the postgres user can reach it")
 	require.NoError(t, f.Stop(context.Background()))
 }
