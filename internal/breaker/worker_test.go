@@ -377,18 +377,31 @@ func TestWorkerKilledMidBatchNeitherLosesNorDoubleCounts(t *testing.T) {
 	f := setup(t, 1, time.Second)
 	const before, total = 30, 200
 	var crash atomic.Bool
-	w1, nc1 := f.startWorker(t, "w1", nil, func(w *breaker.Worker) {
-		breaker.SetCrashHook(w, func(int) bool { return crash.Load() })
+	crashed := make(chan struct{})
+	var once sync.Once
+	_, nc1 := f.startWorker(t, "w1", nil, func(w *breaker.Worker) {
+		breaker.SetCrashHook(w, func(int) bool {
+			if crash.Load() {
+				once.Do(func() { close(crashed) })
+			}
+			return crash.Load()
+		})
 	})
 	for range before {
 		report(t, f.js, "kill", "n1", 1, 0)
 	}
 	state(t, f, "kill", calls(before))
-	crash.Store(true) // the next batch is written, then the worker dies unacked
+	// The next batch whose writes are done dies unacked: one of the reports
+	// below, or the last of those above if its ack was still to come.
+	crash.Store(true)
 	for range total - before {
 		report(t, f.js, "kill", "n1", 1, 0)
 	}
-	require.Eventually(t, func() bool { return w1.Stats().Writes > 1 && w1.Stats().Reports > before }, 5*time.Second, time.Millisecond)
+	select {
+	case <-crashed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the worker never wrote a batch after the crash was armed")
+	}
 	nc1.Close()
 
 	w2, _ := f.startWorker(t, "w2", nil)

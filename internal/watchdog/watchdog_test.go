@@ -21,12 +21,13 @@ func TestRecoveryTimeout(t *testing.T) {
 	h.startBreakerWorker()
 	wd := h.leader(watchdog.Config{})
 	b := h.trip("payments")
+	require.Eventually(t, func() bool { s, _, _ := wd.Indexed("payments"); return s == domain.StateOpen }, 5*time.Second, time.Millisecond,
+		"the watchdog's index sees the trip")
 
 	require.NoError(t, wd.Tick(context.Background()))
 	require.Zero(t, wd.Stats().Commands[string(domain.TriggerRecoveryTimeout)], "not due before recovery_at")
 
 	h.clk.Advance(b.RecoveryAt.Sub(h.clk.Now()))
-	require.Eventually(t, func() bool { return wd.Stats().Breakers == 1 }, 5*time.Second, 5*time.Millisecond)
 	require.NoError(t, wd.Tick(context.Background()))
 	require.Equal(t, int64(1), wd.Stats().Commands[string(domain.TriggerRecoveryTimeout)])
 
@@ -46,6 +47,8 @@ func TestManualExpired(t *testing.T) {
 	h.command("orders", events.BreakerCommand{Action: domain.ActionOpen, Actor: "sre", Reason: "maintenance",
 		TTL: domain.Duration(10 * time.Minute)})
 	h.breaker("orders", func(b domain.Breaker) bool { return b.Mode == domain.ModeForcedOpen })
+	require.Eventually(t, func() bool { _, m, _ := wd.Indexed("orders"); return !m.IsZero() }, 5*time.Second, time.Millisecond,
+		"the watchdog's index sees the forced mode")
 
 	h.clk.Advance(9 * time.Minute)
 	require.NoError(t, wd.Tick(context.Background()))
@@ -72,6 +75,8 @@ func TestOverrideExpired(t *testing.T) {
 	h.command("search", events.BreakerCommand{Action: domain.ActionOverride, Actor: "mesh", Reason: "failover",
 		TTL: domain.Duration(5 * time.Minute), Override: &domain.ThresholdOverride{FailureThreshold: new(20)}})
 	h.breaker("search", func(b domain.Breaker) bool { return b.Override != nil })
+	require.Eventually(t, func() bool { _, _, o := wd.Indexed("search"); return !o.IsZero() }, 5*time.Second, time.Millisecond,
+		"the watchdog's index sees the override")
 
 	h.clk.Advance(5 * time.Minute)
 	require.NoError(t, wd.Tick(context.Background()))
