@@ -26,18 +26,23 @@ func TestMalformedInputReachesPartitionZero(t *testing.T) {
 		_, err := env.JS.Publish(ctx, s, []byte("{}"))
 		require.NoError(t, err, s)
 	}
-	var pending uint64
-	for p := range 4 {
-		c, err := env.JS.Consumer(ctx, topology.StreamInput, topology.ConsumerName(p))
-		require.NoError(t, err)
-		info, err := c.Info(ctx)
-		require.NoError(t, err)
-		if p == 0 {
-			require.EqualValues(t, len(subjects), info.NumPending, "partition 0 takes every malformed subject")
+	// A consumer's pending count follows the stream a moment later: read
+	// the counts until they cover every message, then check where they are.
+	counts := make([]uint64, 4)
+	require.Eventually(t, func() bool {
+		var total uint64
+		for p := range counts {
+			c, err := env.JS.Consumer(ctx, topology.StreamInput, topology.ConsumerName(p))
+			require.NoError(t, err)
+			info, err := c.Info(ctx)
+			require.NoError(t, err)
+			counts[p] = info.NumPending
+			total += info.NumPending
 		}
-		pending += info.NumPending
-	}
-	require.EqualValues(t, len(subjects), pending, "each message is consumed by exactly one partition")
+		return total >= uint64(len(subjects))
+	}, 10*time.Second, 10*time.Millisecond, "pending per partition: %v", counts)
+	require.EqualValues(t, len(subjects), counts[0], "partition 0 takes every malformed subject: %v", counts)
+	require.EqualValues(t, 0, counts[1]+counts[2]+counts[3], "each message is consumed by exactly one partition: %v", counts)
 }
 
 // A partition-0 consumer created with the earlier, narrower filters is
