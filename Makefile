@@ -51,10 +51,10 @@ verify: ## gofmt, go vet, go mod tidy and generated code are clean
 bench: ## run the benchmarks with allocation counts (BENCHTIME=1s by default)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
 
-FUZZPKGS  ?= ./internal/events ./internal/replay ./internal/admin
+FUZZPKGS  ?= ./internal/events ./internal/replay ./internal/admin ./internal/store
 
 .PHONY: fuzz
-fuzz: ## run every fuzz target (wire-contract decoders, DLQ endpoints, admin API) for FUZZTIME each (60s by default; Nx: N executions)
+fuzz: ## run every fuzz target (wire-contract decoders, DLQ endpoints, admin API, dead letters through PostgreSQL) for FUZZTIME each (60s by default; Nx: N executions)
 	@for p in $(FUZZPKGS); do \
 		for t in $$($(GO) test -list '^Fuzz' $$p | grep '^Fuzz'); do \
 			echo "== $$p $$t"; \

@@ -152,6 +152,10 @@ func TestDeadLetter(t *testing.T) {
 		"huge request":   {Service: "payments", Operation: "x", Request: strings.Repeat("x", 300<<10)},
 		"bad domain":     {Service: "payments", Operation: "x", Domain: "moon"},
 		"too many tries": {Service: "payments", Operation: "x", MaxRetries: baldur.Retries(101)},
+		// encoding/json writes a NUL as \u0000, which PostgreSQL cannot store.
+		"NUL in request":  {Service: "payments", Operation: "x", Request: map[string]string{"note": "a\x00b"}},
+		"raw NUL request": {Service: "payments", Operation: "x", Request: json.RawMessage(`{"k":"\u0000"}`)},
+		"surrogate":       {Service: "payments", Operation: "x", Request: json.RawMessage(`"\udfff"`)},
 	} {
 		require.ErrorIs(t, c.DeadLetter(ctx, bad), baldur.ErrInvalidDeadLetter, name)
 	}

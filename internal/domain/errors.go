@@ -53,6 +53,10 @@ var (
 
 // Dead letters, retry, governance, batch sizing, priority and audit.
 var (
+	// ErrUnstorable reports a value PostgreSQL refuses to store although it
+	// is valid JSON or text to Go: a NUL, an unpaired surrogate, bytes that
+	// are not UTF-8 (see CheckStorableJSON).
+	ErrUnstorable = errors.New("value PostgreSQL cannot store")
 	// ErrUnknownDLQStatus reports a status that is not one of DLQStatuses.
 	ErrUnknownDLQStatus = errors.New("unknown dead-letter status")
 	// ErrInvalidTransition reports a status change the DLQ state machine refuses.

@@ -450,12 +450,18 @@ func (d DeadLetter) Validate() error {
 	if len(d.Request) > 0 && !json.Valid(d.Request) {
 		return fieldErr(ErrInvalidValue, payloadDeadLetter, "request", "is not valid JSON")
 	}
+	if err := domain.CheckStorableJSON(d.Request); err != nil {
+		return fieldErr(ErrInvalidValue, payloadDeadLetter, "request", "cannot be stored: %v", err)
+	}
 	if len(d.Metadata) > MaxMetadataSize {
 		return fieldErr(ErrTooLarge, payloadDeadLetter, "metadata", "is %d bytes, at most %d are allowed", len(d.Metadata), MaxMetadataSize)
 	}
 	if len(d.Metadata) > 0 {
 		if !json.Valid(d.Metadata) {
 			return fieldErr(ErrInvalidValue, payloadDeadLetter, "metadata", "is not valid JSON")
+		}
+		if err := domain.CheckStorableJSON(d.Metadata); err != nil {
+			return fieldErr(ErrInvalidValue, payloadDeadLetter, "metadata", "cannot be stored: %v", err)
 		}
 		if k := jsonKind(d.Metadata); d.Metadata[skipSpace(d.Metadata, 0)] != '{' {
 			return fieldErr(ErrInvalidValue, payloadDeadLetter, "metadata", "must be a JSON object, got %s", k)

@@ -352,12 +352,21 @@ func (in *Ingest) publishRejected(ctx context.Context, r events.Rejected, env ev
 	return nil
 }
 
+// splitAfter is how many times in a row write tries a batch that fails with
+// an error that is not an entry's fault before it splits the batch, so that
+// an entry failing in a way nobody foresaw holds back no other.
+const splitAfter = 3
+
 // write inserts b and acks its messages, retrying with backoff while the
-// store fails. When ctx ends first, it hands the messages back.
+// store fails. An entry the store refuses is rejected alone (writeEach). A
+// batch that keeps failing is split into its entries after splitAfter
+// attempts; an entry that keeps failing alone is handed back to JetStream
+// for a later redelivery, which frees the writer for other work. When ctx
+// ends first, it hands the messages back.
 func (in *Ingest) write(ctx context.Context, b *ingestBatch) {
 	backoff := in.cfg.MinBackoff
 	lastRefresh := time.Now()
-	for {
+	for attempt := 1; ; attempt++ {
 		if ctx.Err() != nil {
 			endSpans(b.spans, ctx.Err())
 			nakAll(b.msgs)
@@ -386,6 +395,19 @@ func (in *Ingest) write(ctx context.Context, b *ingestBatch) {
 		if !in.paused.Swap(true) {
 			in.log.LogAttrs(ctx, slog.LevelWarn, "insert dead letters failed; ingest paused, retrying",
 				slog.Int("batch", len(b.msgs)), slog.Any("error", err))
+		}
+		if attempt >= splitAfter {
+			if len(b.msgs) > 1 {
+				in.writeEach(ctx, b)
+				return
+			}
+			in.log.LogAttrs(ctx, slog.LevelWarn, "insert dead letter keeps failing; handed back for a later redelivery",
+				slog.String("ce_id", b.entries[0].ID), slog.Any("error", err))
+			endSpans(b.spans, err)
+			for _, m := range b.msgs {
+				_ = m.NakWithDelay(in.cfg.MaxBackoff)
+			}
+			return
 		}
 		if time.Since(lastRefresh) >= in.refresh {
 			inProgress(b.msgs)

@@ -86,7 +86,7 @@ type ingestCounter struct {
 	rows     int
 	calls    int
 	waiters  []ingestWaiter
-	intercep func(call int) error // nil: insert
+	intercep func(call int, entries []domain.DLQEntry) error // nil: insert
 }
 
 type ingestWaiter struct {
@@ -102,7 +102,7 @@ func (c *ingestCounter) InsertEntries(ctx context.Context, entries []domain.DLQE
 	call, hook := c.calls, c.intercep
 	c.mu.Unlock()
 	if hook != nil {
-		if err := hook(call); err != nil {
+		if err := hook(call, entries); err != nil {
 			return store.InsertResult{}, err
 		}
 	}
@@ -125,8 +125,9 @@ func (c *ingestCounter) InsertEntries(ctx context.Context, entries []domain.DLQE
 	return res, nil
 }
 
-// intercept runs hook before every insert; an error fails it.
-func (c *ingestCounter) intercept(hook func(call int) error) {
+// intercept runs hook, with the call's number and its entries, before every
+// insert; an error fails it.
+func (c *ingestCounter) intercept(hook func(call int, entries []domain.DLQEntry) error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.intercep = hook
@@ -367,7 +368,7 @@ func TestIngestAcksOnlyAfterCommit(t *testing.T) {
 	env := newIngestEnv(t)
 	entered := make(chan int, 8)
 	release := make(chan error)
-	env.counted.intercept(func(call int) error {
+	env.counted.intercept(func(call int, _ []domain.DLQEntry) error {
 		entered <- call
 		return <-release
 	})
@@ -437,7 +438,7 @@ func TestIngestWorkersShareTheQueue(t *testing.T) {
 func TestIngestStopHandsBackHeldBatches(t *testing.T) {
 	t.Parallel()
 	env := newIngestEnv(t)
-	env.counted.intercept(func(int) error { return errors.New("database is down") })
+	env.counted.intercept(func(int, []domain.DLQEntry) error { return errors.New("database is down") })
 	in, err := replay.NewIngest(replay.IngestConfig{MaxWait: 10 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond},
 		replay.IngestDeps{Store: env.counted, JS: env.nats.JS})
 	require.NoError(t, err)

@@ -75,6 +75,12 @@ func (s *Store) InsertEntries(ctx context.Context, entries []domain.DLQEntry) (I
 	run := func(q *dbsqlc.Queries) error {
 		for _, p := range params {
 			ids, err := q.InsertEntries(ctx, p)
+			if isDataError(err) {
+				// PostgreSQL refuses a value: the batch holds an entry that
+				// can never be stored, which the caller finds by retrying
+				// the entries one by one.
+				return fmt.Errorf("insert %d dead letters: %w: %w", len(p.Ids), ErrInvalidEntry, err)
+			}
 			if err != nil {
 				return fmt.Errorf("insert %d dead letters: %w", len(p.Ids), err)
 			}
@@ -189,8 +195,23 @@ func (s *Store) normalize(e *domain.DLQEntry, now time.Time) error {
 	if len(e.Request) > 0 && !json.Valid(e.Request) {
 		return fmt.Errorf("%w: request is not valid JSON", ErrInvalidEntry)
 	}
+	if err := domain.CheckStorableJSON(e.Request); err != nil {
+		return fmt.Errorf("%w: request: %w", ErrInvalidEntry, err)
+	}
 	if len(e.Metadata) > 0 && !json.Valid(e.Metadata) {
 		return fmt.Errorf("%w: metadata is not valid JSON", ErrInvalidEntry)
+	}
+	if err := domain.CheckStorableJSON(e.Metadata); err != nil {
+		return fmt.Errorf("%w: metadata: %w", ErrInvalidEntry, err)
+	}
+	for _, f := range []struct{ name, v string }{
+		{"service", e.Service}, {"failure_type", e.FailureType}, {"operation", e.Operation},
+		{"idempotency_key", e.IdempotencyKey}, {"entity_type", e.EntityType}, {"entity_id", e.EntityID},
+		{"error_code", e.ErrorCode}, {"error_message", e.ErrorMessage},
+	} {
+		if err := domain.CheckStorableText(f.v); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrInvalidEntry, f.name, err)
+		}
 	}
 	if len(e.Request) == 0 {
 		e.Request = nil

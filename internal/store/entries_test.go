@@ -79,6 +79,14 @@ func TestInsertEntryRefusesInvalidEntries(t *testing.T) {
 		"invalid metadata": func(e *domain.DLQEntry) { e.Metadata = json.RawMessage(`[1,`) },
 		"negative retries": func(e *domain.DLQEntry) { e.MaxRetries = -1 },
 		"unknown action":   func(e *domain.DLQEntry) { e.RecommendedAction = "pray" },
+		// What encoding/json accepts and PostgreSQL does not.
+		"NUL in request":             func(e *domain.DLQEntry) { e.Request = json.RawMessage(`{"k":"a\u0000b"}`) },
+		"lone surrogate in metadata": func(e *domain.DLQEntry) { e.Metadata = json.RawMessage(`{"k":"\ud800"}`) },
+		"bad UTF-8 in request":       func(e *domain.DLQEntry) { e.Request = json.RawMessage("\"\xff\"") },
+		"NUL in error message":       func(e *domain.DLQEntry) { e.ErrorMessage = "boom\x00" },
+		"bad UTF-8 in operation":     func(e *domain.DLQEntry) { e.Operation = "charge\xc3" },
+		// Caught by PostgreSQL itself (SQLSTATE 22003), mapped to the same error.
+		"number beyond numeric": func(e *domain.DLQEntry) { e.Request = json.RawMessage(`{"n":1e1000000}`) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -208,6 +216,21 @@ func TestInsertEntriesLargeBatch(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, res.Inserted, 4499)
 	require.Equal(t, []string{batch[10].ID}, res.Duplicates)
+}
+
+// TestInsertEntriesRefusedByPostgres: an entry only PostgreSQL refuses fails
+// the batch with ErrInvalidEntry (the ingest then stores the others one by
+// one), and nothing of the batch is written.
+func TestInsertEntriesRefusedByPostgres(t *testing.T) {
+	t.Parallel()
+	s, _, _ := newStore(t)
+	bad := entry("payments", 0)
+	bad.Request = json.RawMessage(`{"n":-1e1000000}`)
+	_, err := s.InsertEntries(t.Context(), []domain.DLQEntry{entry("payments", 0), bad, entry("payments", 0)})
+	require.ErrorIs(t, err, store.ErrInvalidEntry)
+	n, err := s.CountPending(t.Context(), "payments")
+	require.NoError(t, err)
+	require.Zero(t, n)
 }
 
 func TestInsertEntriesFailsWholeOnInvalidEntry(t *testing.T) {

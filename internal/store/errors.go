@@ -27,7 +27,9 @@ var (
 	ErrInvalidTransition = domain.ErrInvalidTransition
 	// ErrInvalidEntry reports a dead letter that cannot be stored as given
 	// (missing id or service, malformed id or JSON, unknown domain or
-	// priority, negative counters).
+	// priority, negative counters, a value PostgreSQL refuses: a NUL, an
+	// unpaired surrogate, bytes that are not UTF-8, or any SQLSTATE class 22
+	// or 54 error of the insert). Retrying it can never succeed.
 	ErrInvalidEntry = errors.New("invalid dead-letter entry")
 	// ErrInvalidArgument reports an argument out of range (a limit, a TTL, a
 	// cursor, a holder name).

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/baldurfleet/baldur/internal/domain"
@@ -166,5 +168,18 @@ func statusStrings(ss []domain.DLQStatus) []string {
 }
 
 func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
+
+// isDataError reports whether err is PostgreSQL refusing a value rather than
+// failing: SQLSTATE class 22 (data exception: a NUL, bad UTF-8, a number out
+// of range) or 54 (program limit exceeded: nesting too deep, a row too big).
+// The same statement fails the same way every time, so it is the input's
+// fault, never the database being down.
+func isDataError(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	return strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "54")
+}
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
