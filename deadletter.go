@@ -3,12 +3,14 @@ package baldur
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/baldurfleet/baldur/internal/domain"
 	"go.opentelemetry.io/otel/attribute"
@@ -111,11 +113,23 @@ func (c *Client) DeadLetter(ctx context.Context, op FailedOperation) error {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.publishTimeout)
 	defer cancel()
 	if _, err := c.js.PublishMsg(ctx, msg); err != nil {
-		err = fmt.Errorf("%w: dead letter for %q: %w", ErrPublish, op.Service, err)
+		if streamFull(err) {
+			err = fmt.Errorf("%w: %w: dead letter for %q: %w", ErrPublish, ErrBacklogFull, op.Service, err)
+		} else {
+			err = fmt.Errorf("%w: dead letter for %q: %w", ErrPublish, op.Service, err)
+		}
 		spanError(span, err)
 		return err
 	}
 	return nil
+}
+
+// streamFull reports whether err is a stream refusing a message at one of
+// its limits (per subject, messages or bytes): JetStream's store-failed
+// error (code 10077) naming a maximum.
+func streamFull(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == 10077 && strings.Contains(apiErr.Description, "maximum")
 }
 
 func (c *Client) deadLetterMsg(op FailedOperation) (*nats.Msg, error) {

@@ -31,6 +31,11 @@ var (
 	ErrInvalidDeadLetter = errors.New("baldur: invalid dead letter")
 	// ErrPublish reports a message the stream did not acknowledge.
 	ErrPublish = errors.New("baldur: publish failed")
+	// ErrBacklogFull is returned, wrapped with ErrPublish, by DeadLetter
+	// when BALDUR_DLQ refuses the dead letter because the service's backlog
+	// waiting for the ingest, or the stream, is at its bound: the dead
+	// letter was not stored, keep it and try again later.
+	ErrBacklogFull = errors.New("baldur: dead-letter backlog full")
 )
 
 // permanentError marks a replay handler's error as not worth retrying.

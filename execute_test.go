@@ -18,6 +18,7 @@ import (
 	"github.com/baldurfleet/baldur"
 	"github.com/baldurfleet/baldur/internal/devstack"
 	"github.com/baldurfleet/baldur/internal/events"
+	"github.com/baldurfleet/baldur/internal/testenv"
 	"github.com/baldurfleet/baldur/internal/topology"
 )
 
@@ -277,4 +278,25 @@ func portOf(t *testing.T, clientURL string) int {
 	port, err := strconv.Atoi(u.Port())
 	require.NoError(t, err)
 	return port
+}
+
+// TestDeadLetterBacklogFull: beyond the service's bound in BALDUR_DLQ the
+// dead letter is refused with ErrBacklogFull (nothing stored, nothing lost
+// silently), while another service's go through.
+func TestDeadLetterBacklogFull(t *testing.T) {
+	t.Parallel()
+	env := testenv.NATS(t)
+	ctx := t.Context()
+	_, err := topology.Ensure(ctx, env.JS, topology.Config{Partitions: 1, Storage: jetstream.MemoryStorage, DLQMaxPerService: 3})
+	require.NoError(t, err)
+	c, err := baldur.Connect(ctx, env.Connect(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	for range 3 {
+		require.NoError(t, c.DeadLetter(ctx, baldur.FailedOperation{Service: "flood", Operation: "charge"}))
+	}
+	err = c.DeadLetter(ctx, baldur.FailedOperation{Service: "flood", Operation: "charge"})
+	require.ErrorIs(t, err, baldur.ErrBacklogFull)
+	require.ErrorIs(t, err, baldur.ErrPublish)
+	require.NoError(t, c.DeadLetter(ctx, baldur.FailedOperation{Service: "calm", Operation: "charge"}))
 }

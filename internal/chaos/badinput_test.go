@@ -181,6 +181,21 @@ func TestChaosBadInput(t *testing.T) {
 		`{"action":"kill_switch_on","actor":"mallory","reason":"chaos"}`, `{"action":["kill_switch_on"],"actor":"a","reason":"r"}`, events.MaxGovernanceBody)...)
 	corpus = append(corpus, inputCorpus(events.MustDLQSubject("bad-svc"), "baldur.dlq.", events.TypeDLQ,
 		string(validDL), `{"domain":"infrastructure","failure_type":"T","operation":42}`, events.MaxDeadLetterBody)...)
+	// Poison: dead letters encoding/json takes and PostgreSQL refuses. One
+	// of them once wedged the ingest of every service; each must be
+	// rejected alone while the good dead letters around it are stored.
+	poisonHdr := func() nats.Header {
+		return events.NewEnvelopeRandomID(events.TypeDLQ, "chaos-bad", time.Now()).Header()
+	}
+	const poisonBase = `"domain":"infrastructure","failure_type":"T","operation":"charge"`
+	for _, p := range []struct{ name, body string }{
+		{"poison: \\u0000 in request", `{` + poisonBase + `,"request":{"note":"a\u0000b"}}`},
+		{"poison: lone surrogate in metadata", `{` + poisonBase + `,"metadata":{"k":"\ud800"}}`},
+		{"poison: lone low surrogate in request", `{` + poisonBase + `,"request":"\udfff"}`},
+		{"poison: number beyond PostgreSQL numeric", `{` + poisonBase + `,"request":{"n":1e1000000}}`},
+	} {
+		corpus = append(corpus, badMsg{p.name, events.MustDLQSubject(goodSvcs[0]), poisonHdr(), []byte(p.body)})
+	}
 	for _, m := range corpus {
 		msg := &nats.Msg{Subject: m.subject, Header: m.header, Data: m.data}
 		pctx, pcancel := context.WithTimeout(ctx, 3*time.Second)

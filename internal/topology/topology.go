@@ -23,6 +23,7 @@
 package topology
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -77,6 +78,29 @@ const (
 	DefaultLeaseTTL              = 5 * time.Second
 	// MaxPartitions bounds Config.Partitions.
 	MaxPartitions = 256
+
+	// DefaultInputMaxBytes, DefaultDLQMaxBytes and DefaultEventsMaxBytes
+	// bound what each stream stores. A full BALDUR_INPUT or BALDUR_DLQ
+	// refuses new messages (the publisher gets an error; nothing stored is
+	// dropped); a full BALDUR_EVENTS drops its oldest events.
+	DefaultInputMaxBytes  = 1 << 30
+	DefaultDLQMaxBytes    = 4 << 30
+	DefaultEventsMaxBytes = 2 << 30
+	// DefaultDLQMaxPerService bounds the dead letters of one service waiting
+	// in BALDUR_DLQ for the ingest: beyond it that service's publishers are
+	// refused ("maximum messages per subject exceeded") while other services
+	// are not affected.
+	DefaultDLQMaxPerService = 100_000
+)
+
+// Message size limits of the streams: the contract's largest body of what
+// each stream carries, plus HeaderAllowance for the CloudEvents and trace
+// headers. JetStream refuses a larger message to its publisher.
+const (
+	HeaderAllowance  = 4 << 10
+	InputMaxMsgSize  = max(events.MaxOutcomeBody, events.MaxCommandBody, events.MaxGovernanceBody) + HeaderAllowance
+	DLQMaxMsgSize    = events.MaxDeadLetterBody + HeaderAllowance
+	EventsMaxMsgSize = 128 << 10
 )
 
 // Config sizes the topology. The zero value means the defaults.
@@ -95,6 +119,12 @@ type Config struct {
 	// Storage of streams and buckets; file unless set to memory (tests,
 	// benchmarks).
 	Storage jetstream.StorageType
+	// InputMaxBytes, DLQMaxBytes and EventsMaxBytes bound the bytes each
+	// stream stores (the Default*MaxBytes when 0).
+	InputMaxBytes, DLQMaxBytes, EventsMaxBytes int64
+	// DLQMaxPerService bounds one service's dead letters waiting in
+	// BALDUR_DLQ (DefaultDLQMaxPerService when 0).
+	DLQMaxPerService int64
 }
 
 // Errors.
@@ -122,7 +152,22 @@ func (c Config) withDefaults() (Config, error) {
 	if c.LeaseTTL == 0 {
 		c.LeaseTTL = DefaultLeaseTTL
 	}
+	c.InputMaxBytes = cmp.Or(c.InputMaxBytes, DefaultInputMaxBytes)
+	c.DLQMaxBytes = cmp.Or(c.DLQMaxBytes, DefaultDLQMaxBytes)
+	c.EventsMaxBytes = cmp.Or(c.EventsMaxBytes, DefaultEventsMaxBytes)
+	c.DLQMaxPerService = cmp.Or(c.DLQMaxPerService, DefaultDLQMaxPerService)
 	var errs []error
+	for _, l := range []struct {
+		name string
+		v    int64
+	}{{"input max bytes", c.InputMaxBytes}, {"DLQ max bytes", c.DLQMaxBytes}, {"events max bytes", c.EventsMaxBytes}} {
+		if l.v < 1<<20 {
+			errs = append(errs, fmt.Errorf("%w: %s %d must be at least 1 MiB", ErrInvalidConfig, l.name, l.v))
+		}
+	}
+	if c.DLQMaxPerService < 1 {
+		errs = append(errs, fmt.Errorf("%w: DLQ max per service %d must be at least 1", ErrInvalidConfig, c.DLQMaxPerService))
+	}
 	if c.Replicas < 1 || c.Replicas > 5 {
 		errs = append(errs, fmt.Errorf("%w: replicas %d must be between 1 and 5", ErrInvalidConfig, c.Replicas))
 	}
@@ -206,8 +251,9 @@ func partitionFilters(p int) []string {
 var legacyPartition0Filters = []string{PartitionFilter(0), events.SubjectGovernance, "baldur.outcome.*.>", "baldur.control.*.>"}
 
 // Ensure creates what is missing of the topology and checks what exists. It
-// never deletes or shrinks anything: an existing stream keeps its limits (an
-// operator may have tuned them); only missing input subjects are added. A
+// never deletes or shrinks anything: an existing stream keeps the limits it
+// has (an operator may have tuned them); only missing input subjects and the
+// limits it lacks are added. A
 // stream whose partitioning disagrees with cfg is refused with
 // ErrIncompatible.
 func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology, error) {
@@ -226,6 +272,12 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology,
 		Storage:     cfg.Storage,
 		Replicas:    cfg.Replicas,
 		Duplicates:  DefaultDuplicateWindow,
+		MaxMsgSize:  DLQMaxMsgSize,
+		MaxBytes:    cfg.DLQMaxBytes,
+		Discard:     jetstream.DiscardNew,
+		// One service's flood is refused to its publishers alone.
+		MaxMsgsPerSubject:    cfg.DLQMaxPerService,
+		DiscardNewPerSubject: true,
 	}); err != nil {
 		return nil, err
 	}
@@ -238,6 +290,9 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology,
 		Storage:     cfg.Storage,
 		Replicas:    cfg.Replicas,
 		Duplicates:  DefaultEventsDuplicateWindow,
+		MaxMsgSize:  EventsMaxMsgSize,
+		MaxBytes:    cfg.EventsMaxBytes,
+		Discard:     jetstream.DiscardOld,
 	}); err != nil {
 		return nil, err
 	}
@@ -279,6 +334,10 @@ func inputStreamConfig(cfg Config) jetstream.StreamConfig {
 		Storage:          cfg.Storage,
 		Replicas:         cfg.Replicas,
 		Duplicates:       DefaultDuplicateWindow,
+		MaxMsgSize:       InputMaxMsgSize,
+		MaxBytes:         cfg.InputMaxBytes,
+		// Full: refuse new input rather than drop reports not yet folded.
+		Discard: jetstream.DiscardNew,
 	}
 }
 
@@ -303,16 +362,28 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 				ErrIncompatible, want.Name, have.SubjectTransform, want.SubjectTransform.Source, want.SubjectTransform.Destination)
 		}
 	}
-	missing := false
+	changed := false
 	for _, subj := range want.Subjects {
 		if !slices.Contains(have.Subjects, subj) {
 			have.Subjects = append(have.Subjects, subj)
-			missing = true
+			changed = true
 		}
 	}
-	if missing {
+	// Limits a stream lacks (created before they existed) are set; a limit
+	// an operator set is kept.
+	if have.MaxMsgSize <= 0 && want.MaxMsgSize > 0 {
+		have.MaxMsgSize, changed = want.MaxMsgSize, true
+	}
+	if have.MaxBytes <= 0 && want.MaxBytes > 0 {
+		have.MaxBytes, have.Discard, changed = want.MaxBytes, want.Discard, true
+	}
+	if have.MaxMsgsPerSubject <= 0 && want.MaxMsgsPerSubject > 0 {
+		have.MaxMsgsPerSubject, have.Discard, have.DiscardNewPerSubject, changed =
+			want.MaxMsgsPerSubject, want.Discard, want.DiscardNewPerSubject, true
+	}
+	if changed {
 		if _, err := js.UpdateStream(ctx, have); err != nil {
-			return fmt.Errorf("topology: add subjects to stream %s: %w", want.Name, err)
+			return fmt.Errorf("topology: update stream %s (subjects, limits): %w", want.Name, err)
 		}
 	}
 	return nil
