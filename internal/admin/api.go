@@ -2,12 +2,15 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,7 +49,72 @@ func (s *Server) routes() http.Handler {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no API route %s %s (see docs/admin-api.md)", r.Method, r.URL.Path))
 	})
 	mux.Handle("/", staticHandler())
-	return securityHeaders(mux)
+	return securityHeaders(s.allowHosts(s.deadline(mux)))
+}
+
+// allowHosts answers 421 to a request whose Host header is not one of
+// Config.AllowedHosts (any host when the list is empty).
+func (s *Server) allowHosts(h http.Handler) http.Handler {
+	if len(s.cfg.AllowedHosts) == 0 {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if hh, _, err := net.SplitHostPort(host); err == nil {
+			host = hh
+		}
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+		// A browser always names the host; a request without one (HTTP/1.0,
+		// a test client) is not a rebinding attack.
+		if host != "" && !slices.ContainsFunc(s.cfg.AllowedHosts, func(a string) bool { return strings.EqualFold(a, host) }) {
+			writeError(w, http.StatusMisdirectedRequest, fmt.Errorf("host %q is not served here (allowed: %s)",
+				clipHost(r.Host), strings.Join(s.cfg.AllowedHosts, ", ")))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func clipHost(h string) string {
+	if len(h) > 64 {
+		return h[:64] + "…"
+	}
+	return h
+}
+
+// deadline bounds every request but the live stream by
+// Config.RequestTimeout: its context ends then, and with it the fleet
+// requests made for it, which the handler answers with 504.
+func (s *Server) deadline(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/events" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+		defer cancel()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// authorized reports whether r carries the admin token.
+func (s *Server) authorized(r *http.Request) bool {
+	if s.cfg.AdminToken == "" {
+		return false
+	}
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(s.cfg.AdminToken)) == 1
+}
+
+// unauthorized answers 401 (the token is wrong or missing) or 403 (the
+// server has none) for what needs the token.
+func (s *Server) unauthorized(w http.ResponseWriter, what string) {
+	if s.cfg.AdminToken == "" {
+		writeError(w, http.StatusForbidden, fmt.Errorf("%s: this server has no admin token; start it with --admin-token or BALDUR_ADMIN_TOKEN", what))
+		return
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="baldur-admin"`)
+	writeError(w, http.StatusUnauthorized, fmt.Errorf("%s need the admin token: send \"Authorization: Bearer <token>\"", what))
 }
 
 // securityHeaders sets the headers every answer carries: no sniffing, no
@@ -111,14 +179,8 @@ func badRequest(w http.ResponseWriter, format string, args ...any) {
 // write wraps a write handler: it needs the admin token as a bearer token.
 func (s *Server) write(h func(w http.ResponseWriter, r *http.Request, actor string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.cfg.AdminToken == "" {
-			writeError(w, http.StatusForbidden, errors.New("writes are disabled: this server has no admin token; start it with --admin-token or BALDUR_ADMIN_TOKEN"))
-			return
-		}
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(s.cfg.AdminToken)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="baldur-admin"`)
-			writeError(w, http.StatusUnauthorized, errors.New("writes need the admin token: send \"Authorization: Bearer <token>\""))
+		if !s.authorized(r) {
+			s.unauthorized(w, "writes")
 			return
 		}
 		actor := strings.TrimSpace(r.Header.Get(ActorHeader))
@@ -388,7 +450,20 @@ func (s *Server) dlqList(w http.ResponseWriter, r *http.Request) {
 	if res.Entries == nil {
 		res.Entries = []replay.DLQEntryReply{}
 	}
+	if !s.authorized(r) {
+		for i := range res.Entries {
+			redact(&res.Entries[i])
+		}
+	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+// redact removes what only the token may read of an entry: the failed
+// call's body and metadata.
+func redact(e *replay.DLQEntryReply) {
+	if len(e.Request) > 0 || len(e.Metadata) > 0 {
+		e.Request, e.Metadata, e.Redacted = nil, nil, true
+	}
 }
 
 func (s *Server) dlqGet(w http.ResponseWriter, r *http.Request) {
@@ -396,6 +471,9 @@ func (s *Server) dlqGet(w http.ResponseWriter, r *http.Request) {
 	if err := s.deps.Operator.DLQ(r.Context(), events.DLQOpGet, replay.DLQGetRequest{ID: r.PathValue("id")}, &res); err != nil {
 		s.fail(w, r, err)
 		return
+	}
+	if !s.authorized(r) {
+		redact(&res)
 	}
 	writeJSON(w, http.StatusOK, res)
 }
@@ -485,6 +563,10 @@ type AuditList struct {
 }
 
 func (s *Server) auditList(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(r) {
+		s.unauthorized(w, "audit records")
+		return
+	}
 	q := r.URL.Query()
 	for k := range q {
 		if k != "subject" && k != "after" && k != "limit" {

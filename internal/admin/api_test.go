@@ -32,6 +32,8 @@ type fakeOperator struct {
 	mu    sync.Mutex
 	err   error
 	calls []any
+	// hang makes DLQ calls wait for their context to end.
+	hang bool
 }
 
 func (f *fakeOperator) record(c any) error {
@@ -78,12 +80,26 @@ func (f *fakeOperator) Governance(_ context.Context, cmd events.GovernanceComman
 	return opsclient.GovernanceApplied{CommandID: "g-1"}, f.record(cmd)
 }
 
-func (f *fakeOperator) DLQ(_ context.Context, op events.DLQOp, req, resp any) error {
+func (f *fakeOperator) DLQ(ctx context.Context, op events.DLQOp, req, resp any) error {
 	if err := f.record(dlqCall{op, req}); err != nil {
 		return err
 	}
-	if op == events.DLQOpStats {
+	f.mu.Lock()
+	hang := f.hang
+	f.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	entry := replay.DLQEntryReply{DLQEntry: domain.DLQEntry{ID: "e-1", Service: "payments",
+		Request: json.RawMessage(`{"card":"4111"}`), Metadata: json.RawMessage(`{"region":"eu"}`)}}
+	switch op {
+	case events.DLQOpStats:
 		*resp.(*replay.DLQStatsReply) = replay.DLQStatsReply{Counts: map[string]map[domain.DLQStatus]int64{"payments": {"pending": 3}}}
+	case events.DLQOpGet:
+		*resp.(*replay.DLQEntryReply) = entry
+	case events.DLQOpList:
+		*resp.(*replay.DLQListReply) = replay.DLQListReply{Entries: []replay.DLQEntryReply{entry}}
 	}
 	return nil
 }
@@ -112,7 +128,12 @@ func apiServer(t *testing.T, token string) (*admin.Server, *fakeOperator) {
 func do(t *testing.T, h http.Handler, method, path, body string, hdr ...string) (*httptest.ResponseRecorder, map[string]any) {
 	t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req.Host = "127.0.0.1:8080" // as a browser on the loopback dashboard sends it
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "Host" {
+			req.Host = hdr[i+1]
+			continue
+		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	rec := httptest.NewRecorder()
@@ -274,7 +295,7 @@ func TestDLQRoutes(t *testing.T) {
 
 	rec, body = do(t, h, "GET", "/api/dlq?service=payments&status=pending,requires_review&older_than=1h&limit=5", "")
 	require.Equal(t, http.StatusOK, rec.Code)
-	require.Equal(t, []any{}, body["entries"])
+	require.Len(t, body["entries"], 1)
 	want := replay.DLQListRequest{Limit: 5}
 	want.Service, want.Status, want.OlderThan = "payments", replay.StatusList{"pending", "requires_review"}, domain.Duration(time.Hour)
 	require.Equal(t, dlqCall{events.DLQOpList, want}, op.last())
@@ -340,13 +361,18 @@ func TestAuditRoutes(t *testing.T) {
 	h := srv.Handler()
 
 	rec, body := do(t, h, "GET", "/api/audit?subject=breaker:payments&after=4&limit=1", "")
+	require.Equal(t, http.StatusUnauthorized, rec.Code, "the audit log needs the token")
+	require.Contains(t, body["error"], "audit records need the admin token")
+	require.Empty(t, op.snapshot(), "nothing read without the token")
+
+	rec, body = do(t, h, "GET", "/api/audit?subject=breaker:payments&after=4&limit=1", "", auth...)
 	require.Equal(t, http.StatusOK, rec.Code)
 	require.Equal(t, opsclient.AuditQuery{Subject: "breaker:payments", AfterSeq: 4, Limit: 1}, op.last())
 	require.Len(t, body["records"], 1)
 	require.Equal(t, float64(5), body["next_after"])
 
 	for _, q := range []string{"limit=0", "limit=5000", "after=-1", "who=me"} {
-		rec, _ := do(t, h, "GET", "/api/audit?"+q, "")
+		rec, _ := do(t, h, "GET", "/api/audit?"+q, "", auth...)
 		require.Equal(t, http.StatusBadRequest, rec.Code, q)
 	}
 
@@ -359,7 +385,7 @@ func TestAuditRoutes(t *testing.T) {
 	require.Equal(t, http.StatusConflict, rec.Code)
 
 	op.err = fmt.Errorf("%w: give --database-url", opsclient.ErrNoDatabase)
-	rec, body = do(t, h, "GET", "/api/audit", "")
+	rec, body = do(t, h, "GET", "/api/audit", "", auth...)
 	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
 	require.Contains(t, body["error"], "--database-url")
 }

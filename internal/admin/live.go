@@ -105,7 +105,7 @@ type subscriber struct {
 
 // subscriberBuffer is how many messages a slow SSE client may lag before it
 // is dropped (its EventSource reconnects and gets a fresh snapshot).
-const subscriberBuffer = 512
+const subscriberBuffer = 128
 
 // live keeps the dashboard's picture of the fleet, fed by watches of the
 // breaker and governance buckets, a tail of BALDUR_EVENTS and a DLQ poll, and
@@ -127,18 +127,22 @@ func newLive(log *slog.Logger, keep int) *live {
 	return &live{log: log, breakers: map[string]domain.Breaker{}, keep: keep, subs: map[*subscriber]struct{}{}}
 }
 
-// snapshot returns the current picture and subscribes to what follows, under
-// one lock so that no change falls between them.
-func (l *live) subscribe() (Snapshot, *subscriber) {
+// subscribe returns the current picture and subscribes to what follows,
+// under one lock so that no change falls between them; ok is false when max
+// clients are subscribed already.
+func (l *live) subscribe(max int) (Snapshot, *subscriber, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if len(l.subs) >= max {
+		return Snapshot{}, nil, false
+	}
 	s := &subscriber{ch: make(chan sseMsg, subscriberBuffer)}
 	if l.closed {
 		close(s.ch)
 	} else {
 		l.subs[s] = struct{}{}
 	}
-	return l.snapshotLocked(), s
+	return l.snapshotLocked(), s, true
 }
 
 func (l *live) unsubscribe(s *subscriber) {

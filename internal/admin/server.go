@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/baldurfleet/baldur/internal/telemetry"
 	"github.com/baldurfleet/baldur/internal/topology"
 )
 
@@ -31,6 +33,15 @@ const (
 	// DefaultActor is the actor of a write without an X-Baldur-Actor
 	// header.
 	DefaultActor = "dashboard"
+	// DefaultMaxLiveClients is how many live dashboards (SSE streams) are
+	// served at once when Config.MaxLiveClients is zero; more get 503.
+	DefaultMaxLiveClients = 64
+	// DefaultLiveWriteTimeout bounds each write to a live dashboard when
+	// Config.LiveWriteTimeout is zero: one that does not read is dropped.
+	DefaultLiveWriteTimeout = 10 * time.Second
+	// DefaultRequestTimeout bounds every API request but the live stream
+	// when Config.RequestTimeout is zero: past it the answer is 504.
+	DefaultRequestTimeout = 10 * time.Second
 )
 
 // Config configures a Server.
@@ -49,6 +60,20 @@ type Config struct {
 	DLQPoll time.Duration
 	// Heartbeat is the SSE keep-alive interval (DefaultHeartbeat when zero).
 	Heartbeat time.Duration
+	// MaxLiveClients bounds the live dashboards served at once
+	// (DefaultMaxLiveClients when zero).
+	MaxLiveClients int
+	// LiveWriteTimeout bounds each write to a live dashboard
+	// (DefaultLiveWriteTimeout when zero).
+	LiveWriteTimeout time.Duration
+	// RequestTimeout bounds every other API request, the fleet requests it
+	// makes included (DefaultRequestTimeout when zero).
+	RequestTimeout time.Duration
+	// AllowedHosts are the host names (without port) a request's Host
+	// header may name; others get 421, which defeats DNS rebinding against
+	// a dashboard on loopback. Empty: when Addr is a loopback address or
+	// "localhost", only localhost, 127.0.0.1 and ::1; else any host.
+	AllowedHosts []string
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 	// Clock is the time of DLQ polls; nil is time.Now.
@@ -105,6 +130,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.Heartbeat == 0 {
 		cfg.Heartbeat = DefaultHeartbeat
 	}
+	cfg.MaxLiveClients = cmp.Or(cfg.MaxLiveClients, DefaultMaxLiveClients)
+	cfg.LiveWriteTimeout = cmp.Or(cfg.LiveWriteTimeout, DefaultLiveWriteTimeout)
+	cfg.RequestTimeout = cmp.Or(cfg.RequestTimeout, DefaultRequestTimeout)
+	if len(cfg.AllowedHosts) == 0 && loopbackAddr(cfg.Addr) {
+		cfg.AllowedHosts = []string{"localhost", "127.0.0.1", "::1"}
+	}
 	switch {
 	case cfg.RecentEvents < 0 || cfg.RecentEvents > 1000:
 		return nil, fmt.Errorf("%w: RecentEvents %d outside 0..1000", ErrConfig, cfg.RecentEvents)
@@ -112,6 +143,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("%w: DLQPoll %s is below 100ms", ErrConfig, cfg.DLQPoll)
 	case cfg.Heartbeat < 0:
 		return nil, fmt.Errorf("%w: Heartbeat %s is negative", ErrConfig, cfg.Heartbeat)
+	case cfg.MaxLiveClients < 1 || cfg.MaxLiveClients > 10000:
+		return nil, fmt.Errorf("%w: MaxLiveClients %d outside 1..10000", ErrConfig, cfg.MaxLiveClients)
+	case cfg.LiveWriteTimeout < 100*time.Millisecond || cfg.RequestTimeout < 100*time.Millisecond:
+		return nil, fmt.Errorf("%w: LiveWriteTimeout %s and RequestTimeout %s must be at least 100ms", ErrConfig, cfg.LiveWriteTimeout, cfg.RequestTimeout)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -205,15 +240,11 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	s.ln = ln
-	s.http = &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
+	s.http = telemetry.NewHTTPServer(s.handler, s.log)
 	s.serveWG.Add(1)
 	go func() {
 		defer s.serveWG.Done()
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.http.Serve(telemetry.LimitListener(ln, telemetry.MaxConnections)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("admin: serve", slog.Any("error", err))
 		}
 	}()
@@ -258,4 +289,17 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	s.wg.Wait()
 	return err
+}
+
+// loopbackAddr reports whether addr listens on loopback only.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -16,23 +16,40 @@ import (
 // stops.
 func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
+	snap, sub, ok := s.live.subscribe(s.cfg.MaxLiveClients)
+	if !ok {
+		w.Header().Set("Retry-After", "10")
+		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("%d live dashboards are connected already, the most this server serves", s.cfg.MaxLiveClients))
+		return
+	}
+	defer s.live.unsubscribe(sub)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
-	snap, sub := s.live.subscribe()
-	defer s.live.unsubscribe(sub)
+	// Every write gets its own deadline: a client that stops reading is
+	// dropped once the socket's buffers are full and the deadline passes.
+	deadline := func() error { return rc.SetWriteDeadline(time.Now().Add(s.cfg.LiveWriteTimeout)) }
+	if deadline() != nil {
+		return
+	}
 	w.WriteHeader(http.StatusOK)
 
 	bw := bufio.NewWriter(w)
-	send := func(name string, data []byte) error {
-		if _, err := fmt.Fprintf(bw, "event: %s\ndata: %s\n\n", name, data); err != nil {
+	flush := func() error {
+		if err := deadline(); err != nil {
 			return err
 		}
 		if err := bw.Flush(); err != nil {
 			return err
 		}
 		return rc.Flush()
+	}
+	send := func(name string, data []byte) error {
+		if _, err := fmt.Fprintf(bw, "event: %s\ndata: %s\n\n", name, data); err != nil {
+			return err
+		}
+		return flush()
 	}
 	data, err := json.Marshal(snap)
 	if err != nil {
@@ -61,7 +78,7 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request) {
 			if _, err := fmt.Fprint(bw, ": keep-alive\n\n"); err != nil {
 				return
 			}
-			if bw.Flush() != nil || rc.Flush() != nil {
+			if flush() != nil {
 				return
 			}
 		}

@@ -212,8 +212,10 @@ func TestInvalidConfig(t *testing.T) {
 // whole story is told, and as root the PostgreSQL data is kept where the
 // postgres user can reach it, the data directory linking there and the
 // banner saying so.
+//
+// It does not run in parallel: TestDemoTellsTheWholeStory counts the
+// process's goroutines, which a second fleet beside it would change.
 func TestDemoFromAPrivateDirectory(t *testing.T) {
-	t.Parallel()
 	private := t.TempDir()
 	require.NoError(t, os.Chmod(private, 0o700))
 	dataDir := filepath.Join(private, "clone", ".baldur")

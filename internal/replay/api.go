@@ -380,6 +380,9 @@ type DLQListReply struct {
 type DLQEntryReply struct {
 	domain.DLQEntry
 	LastError string `json:"last_error"`
+	// Redacted is set by the admin HTTP API when it withheld request and
+	// metadata from a reader without the admin token.
+	Redacted bool `json:"redacted,omitempty"`
 }
 
 func entryReply(e domain.DLQEntry) DLQEntryReply {

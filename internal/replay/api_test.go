@@ -474,16 +474,27 @@ func TestAPIMicroDiscovery(t *testing.T) {
 	env.fail(t, events.DLQOpGet, `{"id": "x"}`, 400)
 	subj, err = micro.ControlSubject(micro.StatsVerb, events.DLQServiceName, "")
 	require.NoError(t, err)
-	msg, err = env.nc.Request(subj, nil, 5*time.Second)
-	require.NoError(t, err)
-	var stats micro.Stats
-	require.NoError(t, json.Unmarshal(msg.Data, &stats))
-	byName := map[string]*micro.EndpointStats{}
-	for _, ep := range stats.Endpoints {
-		byName[ep.Name] = ep
-	}
-	require.Equal(t, 1, byName["stats"].NumRequests)
-	require.Equal(t, 1, byName["get"].NumErrors)
+	// The service counts a request once its handler has returned, which
+	// can be just after the answer reached us: read the stats until they
+	// have caught up.
+	var stats, gets int
+	require.Eventually(t, func() bool {
+		msg, err := env.nc.Request(subj, nil, 5*time.Second)
+		require.NoError(t, err)
+		var st micro.Stats
+		require.NoError(t, json.Unmarshal(msg.Data, &st))
+		for _, ep := range st.Endpoints {
+			switch ep.Name {
+			case "stats":
+				stats = ep.NumRequests
+			case "get":
+				gets = ep.NumErrors
+			}
+		}
+		return stats >= 1 && gets >= 1
+	}, 5*time.Second, 10*time.Millisecond, "stats requests %d, get errors %d", stats, gets)
+	require.Equal(t, 1, stats)
+	require.Equal(t, 1, gets)
 
 	subj, err = micro.ControlSubject(micro.PingVerb, events.DLQServiceName, "")
 	require.NoError(t, err)

@@ -125,10 +125,10 @@ func Serve(addr string, h http.Handler, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{srv: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}, addr: ln.Addr(), done: make(chan struct{})}
+	s := &Server{srv: NewHTTPServer(h, log), addr: ln.Addr(), done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.srv.Serve(LimitListener(ln, MaxConnections)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Warn("health endpoint failed", slog.String("addr", s.addr.String()), slog.Any("error", err))
 		}
 	}()
