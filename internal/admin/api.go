@@ -53,12 +53,18 @@ func (s *Server) routes() http.Handler {
 }
 
 // allowHosts answers 421 to a request whose Host header is not one of
-// Config.AllowedHosts (any host when the list is empty).
+// Config.AllowedHosts (any host when the list is empty). GET /api/health,
+// which tells nothing, answers any host: an orchestrator's probe names the
+// pod's address.
 func (s *Server) allowHosts(h http.Handler) http.Handler {
 	if len(s.cfg.AllowedHosts) == 0 {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/health" {
+			h.ServeHTTP(w, r)
+			return
+		}
 		host := r.Host
 		if hh, _, err := net.SplitHostPort(host); err == nil {
 			host = hh

@@ -59,18 +59,20 @@ func TestForeignHostRefused(t *testing.T) {
 		if want != http.StatusOK {
 			require.Contains(t, body["error"], "is not served here", host)
 		}
+		rec, _ = do(t, h, "GET", "/api/health", "", "Host", host)
+		require.Equal(t, http.StatusOK, rec.Code, "the health probe answers %s", host)
 	}
 
 	env := testenv.NATS(t)
 	open, err := admin.New(admin.Config{Addr: "0.0.0.0:8080"}, admin.Deps{JetStream: env.JS, Operator: &fakeOperator{}})
 	require.NoError(t, err)
-	rec, _ := do(t, open.Handler(), "GET", "/api/health", "", "Host", "admin.internal:8080")
+	rec, _ := do(t, open.Handler(), "GET", "/", "", "Host", "admin.internal:8080")
 	require.Equal(t, http.StatusOK, rec.Code, "a dashboard on every interface takes any host unless AllowedHosts says otherwise")
 	named, err := admin.New(admin.Config{Addr: "0.0.0.0:8080", AllowedHosts: []string{"admin.internal"}}, admin.Deps{JetStream: env.JS, Operator: &fakeOperator{}})
 	require.NoError(t, err)
-	rec, _ = do(t, named.Handler(), "GET", "/api/health", "", "Host", "admin.internal:8080")
+	rec, _ = do(t, named.Handler(), "GET", "/", "", "Host", "admin.internal:8080")
 	require.Equal(t, http.StatusOK, rec.Code)
-	rec, _ = do(t, named.Handler(), "GET", "/api/health", "", "Host", "other:8080")
+	rec, _ = do(t, named.Handler(), "GET", "/", "", "Host", "other:8080")
 	require.Equal(t, http.StatusMisdirectedRequest, rec.Code)
 }
 

@@ -316,6 +316,7 @@ func TestChaosBadInput(t *testing.T) {
 		}
 		for _, b := range bodies {
 			req := httptest.NewRequestWithContext(ctx, r.method, r.path, bytes.NewReader([]byte(b.body)))
+			req.Host = "127.0.0.1:8080" // the loopback dashboard's own host
 			req.Header.Set("Authorization", "Bearer "+token)
 			rec := httptest.NewRecorder()
 			handler.ServeHTTP(rec, req)

@@ -23,6 +23,7 @@ const (
 	DutySLA             = "sla_breaches"
 	DutyExpire          = "expire_entries"
 	DutyPurge           = "purge_terminal"
+	DutyPruneRollups    = "prune_rollups"
 )
 
 func (w *Watchdog) builtinDuties() []Duty {
@@ -49,6 +50,7 @@ func (w *Watchdog) builtinDuties() []Duty {
 		DutyFunc{DutyName: DutySLA, Fn: w.flagSLA},
 		DutyFunc{DutyName: DutyExpire, Fn: w.expire},
 		DutyFunc{DutyName: DutyPurge, Fn: w.purge},
+		DutyFunc{DutyName: DutyPruneRollups, Fn: w.pruneRollups},
 	}
 }
 

@@ -25,6 +25,11 @@ const (
 	// DefaultRetention is how long a terminal dead letter is kept after its
 	// expires_at before it is deleted.
 	DefaultRetention = 7 * 24 * time.Hour
+	// DefaultRollupRetention is how long outcome rollups are kept: the
+	// longest SLO window the error budget can be measured over, and a day.
+	DefaultRollupRetention = domain.MaxSLOWindow + 24*time.Hour
+	// RollupPruneEvery is how often the leader deletes older rollups.
+	RollupPruneEvery = time.Hour
 	// DefaultBatch is the most entries expired per statement.
 	DefaultBatch = 500
 	// DefaultMaxBatches bounds the expiry statements of one tick.
@@ -52,6 +57,10 @@ type Config struct {
 	// Retention is how long terminal entries are kept after their
 	// expires_at; 0 means DefaultRetention.
 	Retention time.Duration
+	// RollupRetention is how long the per-minute outcome rollups are kept;
+	// 0 means DefaultRollupRetention. It must cover the error budget's SLO
+	// window.
+	RollupRetention time.Duration
 	// Batch is the most entries expired by one statement; 0 means
 	// DefaultBatch.
 	Batch int
@@ -75,6 +84,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.LeaseTTL == 0 {
 		c.LeaseTTL = DefaultLeaseTTL
+	}
+	if c.RollupRetention == 0 {
+		c.RollupRetention = DefaultRollupRetention
 	}
 	if c.Retention == 0 {
 		c.Retention = DefaultRetention
@@ -108,6 +120,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: lease TTL %s is below 300ms", ErrInvalidConfig, c.LeaseTTL)
 	case c.Retention < 0:
 		return fmt.Errorf("%w: retention %s is negative", ErrInvalidConfig, c.Retention)
+	case c.RollupRetention < domain.MaxSLOWindow:
+		return fmt.Errorf("%w: rollup retention %s is shorter than the longest SLO window (%s)", ErrInvalidConfig, c.RollupRetention, domain.MaxSLOWindow)
 	case c.Batch < 1 || c.MaxBatches < 1:
 		return fmt.Errorf("%w: batch %d and max batches %d must be positive", ErrInvalidConfig, c.Batch, c.MaxBatches)
 	case c.ResendAfter <= 0:
@@ -146,6 +160,7 @@ type Store interface {
 	RescueExpired(ctx context.Context, now time.Time) ([]store.EntryRef, error)
 	ExpireEntries(ctx context.Context, now time.Time, limit int) ([]store.EntryRef, error)
 	DeleteTerminal(ctx context.Context, cutoff time.Time, limit int) (int64, error)
+	PruneRollups(ctx context.Context, cutoff time.Time) (int64, error)
 	MarkSLABreached(ctx context.Context, d domain.FailureDomain, createdBefore, now time.Time) ([]store.EntryRef, error)
 	AppendAudit(ctx context.Context, r domain.AuditRecord) (domain.AuditRecord, error)
 }

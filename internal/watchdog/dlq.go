@@ -97,6 +97,24 @@ func (w *Watchdog) purge(ctx context.Context, now time.Time) error {
 	return errors.Join(err, w.audit(ctx, now, AuditActionPurge, reason, nil, total))
 }
 
+// pruneRollups deletes the outcome rollups older than the rollup retention,
+// at most once every RollupPruneEvery.
+func (w *Watchdog) pruneRollups(ctx context.Context, now time.Time) error {
+	if last := w.lastPrune.Load(); last != 0 && now.Sub(time.Unix(0, last)) < RollupPruneEvery {
+		return nil
+	}
+	n, err := w.deps.Store.PruneRollups(ctx, now.Add(-w.cfg.RollupRetention))
+	if err != nil {
+		return err
+	}
+	w.lastPrune.Store(now.UnixNano())
+	w.stats.rollupsPruned.Add(n)
+	if n > 0 {
+		w.log.InfoContext(ctx, "outcome rollups pruned", slog.Int64("rows", n), slog.Duration("retention", w.cfg.RollupRetention))
+	}
+	return nil
+}
+
 // audit appends one record for a duty's action on refs (or on n entries).
 func (w *Watchdog) audit(ctx context.Context, now time.Time, action, reason string, refs []store.EntryRef, n int64) error {
 	type detail struct {

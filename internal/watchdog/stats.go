@@ -32,6 +32,9 @@ type Stats struct {
 	Expired int64
 	// Purged counts terminal entries deleted after the retention.
 	Purged int64
+	// RollupsPruned counts outcome rollup rows deleted after the rollup
+	// retention.
+	RollupsPruned int64
 	// EventsFailed counts events or audit entries that could not be written.
 	EventsFailed int64
 	// SLAInvalid counts reads of an invalid "_sla" value (defaults used).
@@ -51,6 +54,7 @@ type DutyStats struct {
 type counters struct {
 	leaderAcquired, leaderLost, ticks                         atomic.Int64
 	held, rescued, slaBreached, expired, purged, eventsFailed atomic.Int64
+	rollupsPruned                                             atomic.Int64
 	slaInvalid                                                atomic.Int64
 
 	mu       sync.Mutex
@@ -93,6 +97,7 @@ func (w *Watchdog) Stats() Stats {
 		SLABreached:    c.slaBreached.Load(),
 		Expired:        c.expired.Load(),
 		Purged:         c.purged.Load(),
+		RollupsPruned:  c.rollupsPruned.Load(),
 		EventsFailed:   c.eventsFailed.Load(),
 		SLAInvalid:     c.slaInvalid.Load(),
 		Duties:         duties,

@@ -31,6 +31,8 @@ type Watchdog struct {
 	// touched by the lease goroutine and by Stop after it ended.
 	renewed  atomic.Int64
 	leaseRev uint64
+	// lastPrune is the duties' time (UnixNano) of the last rollup prune.
+	lastPrune atomic.Int64
 
 	tickMu  sync.Mutex // one tick at a time
 	started atomic.Bool
