@@ -77,6 +77,13 @@ ORDER BY service, status;
 -- name: CountPending :one
 SELECT count(*) FROM dlq_entries WHERE service = @service AND status = 'pending';
 
+-- name: ServicesWithDueEntries :many
+-- The services that have pending entries due at @now, for the continuous
+-- replay: a service whose entries all wait for a later attempt is not named.
+SELECT DISTINCT service FROM dlq_entries
+WHERE status = 'pending' AND next_attempt_at <= @now
+ORDER BY service;
+
 -- name: NextAttemptAt :one
 -- The earliest next_attempt_at among the service's pending entries; no row
 -- when it has none.

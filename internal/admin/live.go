@@ -145,6 +145,13 @@ func (l *live) subscribe(max int) (Snapshot, *subscriber, bool) {
 	return l.snapshotLocked(), s, true
 }
 
+// clients returns the number of subscribers.
+func (l *live) clients() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.subs)
+}
+
 func (l *live) unsubscribe(s *subscriber) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

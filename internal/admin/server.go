@@ -253,6 +253,10 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
+// LiveClients returns how many live dashboards (GET /api/events streams)
+// are connected now.
+func (s *Server) LiveClients() int { return s.live.clients() }
+
 // Addr returns the address the server listens on (with the port chosen when
 // cfg.Addr had port 0), or "" before Start.
 func (s *Server) Addr() string {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -26,6 +27,9 @@ const (
 	// DefaultRetryTriggerAfter is the redelivery delay of a trigger whose
 	// drain failed.
 	DefaultRetryTriggerAfter = 5 * time.Second
+	// DefaultMaxContinuousDrains bounds the continuous drains that run at
+	// once.
+	DefaultMaxContinuousDrains = 8
 	// catchUpPoll is how often the view is looked at while catching up.
 	catchUpPoll = 20 * time.Millisecond
 )
@@ -46,6 +50,9 @@ type TriggerConfig struct {
 	// ContinuousEvery is the period of continuous drains;
 	// DefaultContinuousEvery when zero, off when negative.
 	ContinuousEvery time.Duration
+	// MaxContinuousDrains bounds the continuous drains running at once;
+	// DefaultMaxContinuousDrains when zero.
+	MaxContinuousDrains int
 	// Heartbeat is how often a trigger whose drain runs is marked in
 	// progress; a third of the consumer's ack wait when zero.
 	Heartbeat time.Duration
@@ -78,6 +85,11 @@ type Trigger struct {
 	cancel  context.CancelFunc
 	cc      jetstream.ConsumeContext
 	wg      sync.WaitGroup
+
+	// continuousSlots holds a token per running continuous drain.
+	continuousSlots chan struct{}
+	// continuousBlocked is set while governance blocks continuous drains.
+	continuousBlocked atomic.Bool
 }
 
 // NewTrigger returns a trigger that drains with engine and binds to its
@@ -101,10 +113,13 @@ func NewTrigger(engine *Engine, js jetstream.JetStream, cfg TriggerConfig) (*Tri
 	if cfg.RetryAfter == 0 {
 		cfg.RetryAfter = DefaultRetryTriggerAfter
 	}
-	if cfg.Heartbeat < 0 || cfg.CatchUp < 0 || cfg.RetryAfter < 0 {
-		return nil, fmt.Errorf("%w: trigger heartbeat, catch-up and retry delay must not be negative", ErrInvalidEngineConfig)
+	if cfg.MaxContinuousDrains == 0 {
+		cfg.MaxContinuousDrains = DefaultMaxContinuousDrains
 	}
-	return &Trigger{engine: engine, js: js, cfg: cfg,
+	if cfg.Heartbeat < 0 || cfg.CatchUp < 0 || cfg.RetryAfter < 0 || cfg.MaxContinuousDrains < 0 {
+		return nil, fmt.Errorf("%w: trigger heartbeat, catch-up, retry delay and continuous drains must not be negative", ErrInvalidEngineConfig)
+	}
+	return &Trigger{engine: engine, js: js, cfg: cfg, continuousSlots: make(chan struct{}, cfg.MaxContinuousDrains),
 		log: engine.log.With(slog.String("component", "replay-trigger"))}, nil
 }
 
@@ -265,24 +280,43 @@ func (t *Trigger) continuous(ctx context.Context) {
 	}
 }
 
-// continuousOnce starts the continuous drains due now.
+// continuousOnce starts the continuous drains due now: one per service whose
+// auto_replay is continuous, whose breaker is closed and which has pending
+// entries due, at most MaxContinuousDrains at once (the others start in a
+// later period). Its cost is one query, whatever the number of quiet
+// services: those whose entries all wait for a later attempt are not named
+// by the query, and no drain starts while governance blocks replays (a
+// drain would only be blocked, published and audited, every period, for
+// every service).
 func (t *Trigger) continuousOnce(ctx context.Context) {
-	counts, err := t.engine.store.Counts(ctx)
-	if err != nil {
-		t.log.WarnContext(ctx, "continuous replay: count entries", slog.Any("error", err))
+	if dec := t.engine.view.Governance().CheckReplay(); !dec.Allowed {
+		if !t.continuousBlocked.Swap(true) {
+			t.log.InfoContext(ctx, "continuous replay paused by governance", slog.String("reason", dec.Reason))
+		}
 		return
 	}
-	for svc, byStatus := range counts {
-		if byStatus[domain.DLQPending] == 0 || t.engine.Draining(svc) {
-			continue
-		}
-		if t.engine.view.Config(svc).AutoReplay != domain.AutoReplayContinuous {
+	if t.continuousBlocked.Swap(false) {
+		t.log.InfoContext(ctx, "continuous replay resumed")
+	}
+	svcs, err := t.engine.store.ServicesWithDueEntries(ctx, t.engine.cfg.Now())
+	if err != nil {
+		t.log.WarnContext(ctx, "continuous replay: find services with due entries", slog.Any("error", err))
+		return
+	}
+	for _, svc := range svcs {
+		if t.engine.Draining(svc) || t.engine.view.Config(svc).AutoReplay != domain.AutoReplayContinuous {
 			continue
 		}
 		if st, _, ok := t.engine.view.Breaker(svc); !ok || st != domain.StateClosed {
 			continue
 		}
+		select {
+		case t.continuousSlots <- struct{}{}:
+		default:
+			return // every slot is busy: the rest start in a later period
+		}
 		t.wg.Go(func() {
+			defer func() { <-t.continuousSlots }()
 			if _, err := t.engine.ReplayOnClose(ctx, svc, ReplayOptions{Trigger: events.BatchTriggerContinuous}); err != nil && ctx.Err() == nil {
 				t.log.WarnContext(ctx, "continuous replay failed", slog.String("service", svc), slog.Any("error", err))
 			}

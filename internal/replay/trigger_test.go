@@ -2,6 +2,7 @@ package replay_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -125,4 +126,54 @@ func TestTriggerDrainsContinuousServicesWhileClosed(t *testing.T) {
 		require.Equal(t, domain.DLQReplayed, e.Status)
 	}
 	require.Zero(t, onclose.count(), "an on_close service waits for its next close")
+}
+
+// TestContinuousReplayCostsNothingForQuietServices: of 43 continuous
+// services with pending entries, 40 wait for a later attempt: a period
+// starts drains for the 3 that are due and no other. While governance blocks
+// replays, a period starts none (no blocked event, no audit row per service
+// per period).
+func TestContinuousReplayCostsNothingForQuietServices(t *testing.T) {
+	t.Parallel()
+	env := newEngineEnv(t)
+	cont := domain.DefaultConfig()
+	cont.AutoReplay = domain.AutoReplayContinuous
+	var quiet []string
+	for i := range 40 {
+		svc := fmt.Sprintf("quiet-%02d", i)
+		quiet = append(quiet, env.insertEntries(t, svc, 1, func(_ int, e *domain.DLQEntry) {
+			e.NextAttemptAt = env.clock.Now().Add(time.Hour)
+		})...)
+		env.view.setConfig(svc, cont)
+		env.view.set(svc, domain.StateClosed, 1)
+	}
+	due := []string{"due-a", "due-b", "due-c"}
+	for _, svc := range due {
+		env.insertEntries(t, svc, 2, nil)
+		env.serve(t, svc, engineOK)
+		env.view.setConfig(svc, cont)
+		env.view.set(svc, domain.StateClosed, 1)
+	}
+	env.view.setGovernance(domain.Governance{KillSwitch: domain.KillSwitchState{Active: true, Actor: "cto", Reason: "incident"}})
+	triggerStart(t, env, replay.TriggerConfig{ContinuousEvery: time.Minute})
+
+	// A blocked period: the loop runs it and waits for the next one.
+	require.Equal(t, time.Minute, env.clock.WaitForWaiter(t, time.Minute))
+	env.clock.Advance(time.Minute)
+	require.Equal(t, time.Minute, env.clock.WaitForWaiter(t, time.Minute))
+	require.Empty(t, env.drainEvents(t), "no drain starts while the kill switch is on")
+
+	env.view.setGovernance(domain.Governance{})
+	env.clock.Advance(time.Minute)
+	drained := map[string]int{}
+	for range due {
+		ev := env.waitEvent(t, events.ReplayBatchCompleted).(events.ReplayBatchEvent)
+		require.Equal(t, events.BatchTriggerContinuous, ev.Trigger)
+		drained[ev.Service] = ev.SuccessCount
+	}
+	require.Equal(t, map[string]int{"due-a": 2, "due-b": 2, "due-c": 2}, drained, "only the services with due entries drain")
+	for _, e := range env.statuses(t, quiet) {
+		require.Equal(t, domain.DLQPending, e.Status)
+		require.Zero(t, e.RetryCount)
+	}
 }

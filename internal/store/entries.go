@@ -53,6 +53,16 @@ func (s *Store) InsertEntry(ctx context.Context, e domain.DLQEntry) error {
 // (retries, resolution, lease, SLA flag); of those fields only MaxRetries and
 // RecommendedAction are taken from the entry. An empty Domain is custom, an
 // empty Priority normal; a zero CreatedAt is the store's clock, a zero
+// ServicesWithDueEntries returns, sorted, the services that have pending
+// entries due at now (next_attempt_at not after now).
+func (s *Store) ServicesWithDueEntries(ctx context.Context, now time.Time) ([]string, error) {
+	svcs, err := s.q.ServicesWithDueEntries(ctx, now)
+	if err != nil {
+		return nil, fmt.Errorf("services with due entries: %w", err)
+	}
+	return svcs, nil
+}
+
 // NextAttemptAt is CreatedAt and a zero ExpiresAt is CreatedAt plus the
 // retention. An entry that cannot be stored fails the whole call, with an
 // error wrapping ErrInvalidEntry, before anything is written.

@@ -1091,6 +1091,34 @@ func (q *Queries) ReturnClaimed(ctx context.Context, arg ReturnClaimedParams) ([
 	return items, nil
 }
 
+const servicesWithDueEntries = `-- name: ServicesWithDueEntries :many
+SELECT DISTINCT service FROM dlq_entries
+WHERE status = 'pending' AND next_attempt_at <= $1
+ORDER BY service
+`
+
+// The services that have pending entries due at @now, for the continuous
+// replay: a service whose entries all wait for a later attempt is not named.
+func (q *Queries) ServicesWithDueEntries(ctx context.Context, now time.Time) ([]string, error) {
+	rows, err := q.db.Query(ctx, servicesWithDueEntries, now)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []string{}
+	for rows.Next() {
+		var service string
+		if err := rows.Scan(&service); err != nil {
+			return nil, err
+		}
+		items = append(items, service)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const setEntryStatus = `-- name: SetEntryStatus :one
 UPDATE dlq_entries
 SET status = $1,
