@@ -346,6 +346,35 @@ func TestNATSPermissions(t *testing.T) {
 			_, err = kv.Put(short(t), user+"-forged", []byte(`{}`))
 			require.Error(t, err)
 			op.requireRefused(t, "$KV.baldur_breakers."+user+"-forged")
+
+			// The workers' consumers are theirs: an operator can neither
+			// take dead letters from replay-ingest (pull, ack) nor delete
+			// or pull from a worker's durable consumer.
+			for _, subj := range []string{
+				"$JS.API.CONSUMER.MSG.NEXT." + topology.StreamDLQ + "." + topology.ConsumerReplayIngest,
+				"$JS.API.CONSUMER.DELETE." + topology.StreamDLQ + "." + topology.ConsumerReplayIngest,
+				"$JS.API.CONSUMER.MSG.NEXT." + topology.StreamInput + "." + topology.ConsumerName(0),
+				"$JS.API.CONSUMER.DELETE." + topology.StreamInput + "." + topology.ConsumerName(0),
+				"$JS.API.CONSUMER.MSG.NEXT." + topology.StreamEvents + "." + topology.ConsumerReplayTriggers,
+				"$JS.API.CONSUMER.DELETE." + topology.StreamEvents + "." + topology.ConsumerReplayTriggers,
+				"$JS.API.CONSUMER.DELETE." + topology.StreamEvents + "." + topology.ConsumerAudit,
+				"$JS.API.CONSUMER.CREATE." + topology.StreamDLQ + ".stolen",
+				"$JS.API.CONSUMER.DURABLE.CREATE." + topology.StreamEvents + ".stolen",
+			} {
+				_, err := op.nc.Request(subj, []byte(`{"batch":1}`), 500*time.Millisecond)
+				require.Error(t, err, subj)
+				op.requireRefused(t, subj)
+			}
+			ack := "$JS.ACK." + topology.StreamDLQ + "." + topology.ConsumerReplayIngest + ".1.1.1.0.0"
+			require.NoError(t, op.nc.Publish(ack, []byte("+ACK")))
+			op.requireRefused(t, ack)
+			for _, c := range []struct{ stream, name string }{
+				{topology.StreamDLQ, topology.ConsumerReplayIngest}, {topology.StreamInput, topology.ConsumerName(0)},
+				{topology.StreamEvents, topology.ConsumerReplayTriggers}, {topology.StreamEvents, topology.ConsumerAudit},
+			} {
+				_, err := f.worker.js.Consumer(ctx, c.stream, c.name)
+				require.NoError(t, err, "%s/%s is still there", c.stream, c.name)
+			}
 		})
 	}
 }
