@@ -376,9 +376,30 @@ func (s *Server) govern(w http.ResponseWriter, r *http.Request, cmd events.Gover
 	writeJSON(w, http.StatusOK, res)
 }
 
+// dlqStats serves GET /api/dlq/stats: one page of the DLQ endpoint's stats,
+// with the query parameters service, after and limit.
 func (s *Server) dlqStats(w http.ResponseWriter, r *http.Request) {
-	st, err := dlqStats(s.deps.Operator)(r.Context())
-	if err != nil {
+	q := r.URL.Query()
+	var req replay.DLQStatsRequest
+	for k := range q {
+		switch k {
+		case "service", "after", "limit":
+		default:
+			badRequest(w, "unknown query parameter %q (want service, after, limit)", k)
+			return
+		}
+	}
+	req.Service, req.After = q.Get("service"), q.Get("after")
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > replay.MaxStatsLimit {
+			badRequest(w, "query parameter limit is %q; want 1..%d", v, replay.MaxStatsLimit)
+			return
+		}
+		req.Limit = n
+	}
+	var st replay.DLQStatsReply
+	if err := s.deps.Operator.DLQ(r.Context(), events.DLQOpStats, req, &st); err != nil {
 		s.fail(w, r, err)
 		return
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"flag"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -301,9 +302,23 @@ func runDLQClose(r *runner, op events.DLQOp, id string) error {
 }
 
 func runDLQStats(r *runner, _ []string) error {
+	// Every page: a fleet of many services is counted in pages of
+	// replay.MaxStatsLimit.
 	var reply replay.DLQStatsReply
-	if err := r.dlq(events.DLQOpStats, nil, &reply); err != nil {
-		return err
+	for after := ""; ; {
+		var page replay.DLQStatsReply
+		if err := r.dlq(events.DLQOpStats, replay.DLQStatsRequest{After: after, Limit: replay.MaxStatsLimit}, &page); err != nil {
+			return err
+		}
+		if reply.Counts == nil {
+			reply.Counts = map[string]map[domain.DLQStatus]int64{}
+		}
+		maps.Copy(reply.Counts, page.Counts)
+		reply.Totals, reply.Services = page.Totals, page.Services
+		if page.Next == "" {
+			break
+		}
+		after = page.Next
 	}
 	if r.json {
 		if reply.Counts == nil {

@@ -463,7 +463,7 @@ func (d *Demo) counts(ctx context.Context) (map[domain.DLQStatus]int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	var reply replay.DLQStatsReply
-	if err := d.ops.DLQ(ctx, events.DLQOpStats, nil, &reply); err != nil {
+	if err := d.ops.DLQ(ctx, events.DLQOpStats, replay.DLQStatsRequest{Service: d.cfg.Service}, &reply); err != nil {
 		return nil, err
 	}
 	out := map[domain.DLQStatus]int64{}

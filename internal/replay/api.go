@@ -485,14 +485,42 @@ type DLQCloseRequest struct {
 	Note   string `json:"note,omitempty"`
 }
 
-// DLQStatsReply answers baldur.api.dlq.stats (whose request body is empty or
-// {}): the number of entries per service and status.
+// Page sizes of stats.
+const (
+	// DefaultStatsLimit is how many services one stats reply counts when the
+	// request names no limit.
+	DefaultStatsLimit = 1000
+	// MaxStatsLimit bounds a stats request's limit: a page of that many
+	// services stays far below NATS's payload limit.
+	MaxStatsLimit = 5000
+)
+
+// DLQStatsReply answers baldur.api.dlq.stats: the number of entries per
+// service and status for one page of services (in name order), the totals
+// of every service, and where the next page starts.
 type DLQStatsReply struct {
+	// Counts are this page's services.
 	Counts map[string]map[domain.DLQStatus]int64 `json:"counts"`
+	// Totals count the entries of every service (of the one named by the
+	// request's service), by status.
+	Totals map[domain.DLQStatus]int64 `json:"totals"`
+	// Services is the number of services with entries (1 or 0 with a
+	// service filter).
+	Services int `json:"services"`
+	// Next is the after of the next page; empty on the last page.
+	Next string `json:"next,omitempty"`
 }
 
-// DLQStatsRequest is the body of stats: no field.
-type DLQStatsRequest struct{}
+// DLQStatsRequest is the body of stats; every field is optional (an empty
+// body is the first page of every service).
+type DLQStatsRequest struct {
+	// Service counts only that service.
+	Service string `json:"service,omitempty"`
+	// After starts the page after this service name (a reply's next).
+	After string `json:"after,omitempty"`
+	// Limit is the page's size, 1..MaxStatsLimit; DefaultStatsLimit when 0.
+	Limit int `json:"limit,omitempty"`
+}
 
 func (a *API) list(ctx context.Context, body []byte) (any, error) {
 	var req DLQListRequest
@@ -723,11 +751,52 @@ func (a *API) stats(ctx context.Context, body []byte) (any, error) {
 	if err := decodeRequest(body, &req); err != nil {
 		return nil, err
 	}
+	if req.Service != "" {
+		if err := events.ValidateServiceName(req.Service); err != nil {
+			return nil, fmt.Errorf("%w: field \"service\": %w", ErrBadRequest, err)
+		}
+	}
+	if req.Limit == 0 {
+		req.Limit = DefaultStatsLimit
+	}
+	if req.Limit < 1 || req.Limit > MaxStatsLimit {
+		return nil, fmt.Errorf("%w: field \"limit\" is %d; want 1..%d", ErrBadRequest, req.Limit, MaxStatsLimit)
+	}
 	counts, err := a.store.Counts(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return DLQStatsReply{Counts: counts}, nil
+	return statsPage(counts, req), nil
+}
+
+// statsPage cuts the page req asks for out of every service's counts.
+func statsPage(counts map[string]map[domain.DLQStatus]int64, req DLQStatsRequest) DLQStatsReply {
+	if req.Service != "" {
+		one := map[string]map[domain.DLQStatus]int64{}
+		if c, ok := counts[req.Service]; ok {
+			one[req.Service] = c
+		}
+		counts = one
+	}
+	reply := DLQStatsReply{Counts: map[string]map[domain.DLQStatus]int64{}, Totals: map[domain.DLQStatus]int64{}, Services: len(counts)}
+	svcs := make([]string, 0, len(counts))
+	for svc, byStatus := range counts {
+		for st, n := range byStatus {
+			reply.Totals[st] += n
+		}
+		if svc > req.After {
+			svcs = append(svcs, svc)
+		}
+	}
+	slices.Sort(svcs)
+	if len(svcs) > req.Limit {
+		svcs = svcs[:req.Limit]
+		reply.Next = svcs[len(svcs)-1]
+	}
+	for _, svc := range svcs {
+		reply.Counts[svc] = counts[svc]
+	}
+	return reply
 }
 
 // decodeRequest decodes a request body strictly into v: an empty body is

@@ -185,7 +185,60 @@ func TestAPIGetAndStats(t *testing.T) {
 		"payments": {domain.DLQPending: 2},
 		"email":    {domain.DLQPending: 1},
 	}, stats.Counts)
+	require.Equal(t, map[domain.DLQStatus]int64{domain.DLQPending: 3}, stats.Totals)
+	require.Equal(t, 2, stats.Services)
+	require.Empty(t, stats.Next)
 	env.ok(t, events.DLQOpStats, "{}", &stats)
+	var one replay.DLQStatsReply
+	env.ok(t, events.DLQOpStats, `{"service":"email"}`, &one)
+	require.Equal(t, map[string]map[domain.DLQStatus]int64{"email": {domain.DLQPending: 1}}, one.Counts)
+	require.Equal(t, map[domain.DLQStatus]int64{domain.DLQPending: 1}, one.Totals)
+}
+
+// TestAPIStatsPagesTwentyThousandServices: with dead letters of 20,000
+// services, every page of stats answers within 5 s and stays far below the
+// NATS payload limit, and the pages together count every service once.
+func TestAPIStatsPagesTwentyThousandServices(t *testing.T) {
+	t.Parallel()
+	env := apiSetup(t, false)
+	const n = 20_000
+	entries := make([]domain.DLQEntry, 0, 2000)
+	for i := range n {
+		entries = append(entries, apiEntry(fmt.Sprintf("svc-%05d", i), time.Minute, domain.DomainExternalService, "TIMEOUT"))
+		if len(entries) == cap(entries) {
+			_, err := env.store.InsertEntries(t.Context(), entries)
+			require.NoError(t, err)
+			entries = entries[:0]
+		}
+	}
+	subj, err := events.APIDLQSubject(events.DLQOpStats)
+	require.NoError(t, err)
+	seen := map[string]bool{}
+	after, pages := "", 0
+	for {
+		start := time.Now()
+		msg, err := env.nc.Request(subj, []byte(mustJSON(t, map[string]any{"after": after, "limit": replay.MaxStatsLimit})), 10*time.Second)
+		require.NoError(t, err)
+		took := time.Since(start)
+		require.Less(t, took, 5*time.Second, "page %d", pages)
+		require.Less(t, len(msg.Data), int(env.nc.MaxPayload())/2, "page %d is %d bytes", pages, len(msg.Data))
+		var page replay.DLQStatsReply
+		require.NoError(t, json.Unmarshal(msg.Data, &page), string(msg.Data[:min(len(msg.Data), 200)]))
+		require.Equal(t, n, page.Services)
+		require.EqualValues(t, n, page.Totals[domain.DLQPending])
+		for svc := range page.Counts {
+			require.False(t, seen[svc], "%s on two pages", svc)
+			seen[svc] = true
+		}
+		pages++
+		t.Logf("page %d: %d services, %d bytes, %s", pages, len(page.Counts), len(msg.Data), took)
+		if page.Next == "" {
+			break
+		}
+		after = page.Next
+	}
+	require.Len(t, seen, n)
+	require.Equal(t, n/replay.MaxStatsLimit, pages)
 }
 
 func TestAPIListFiltersAndPaging(t *testing.T) {
@@ -434,7 +487,10 @@ func TestAPIBadRequests(t *testing.T) {
 		{"age and bound", events.DLQOpList, `{"older_than": "1h", "created_before": "2026-01-01T00:00:00Z"}`, "not both"},
 		{"empty range", events.DLQOpList, `{"newer_than": "1h", "older_than": "2h"}`, "not before"},
 		{"bad time", events.DLQOpList, `{"created_after": "yesterday"}`, "created_after"},
-		{"stats takes nothing", events.DLQOpStats, `{"service": "payments"}`, `unknown field "service"`},
+		{"stats unknown field", events.DLQOpStats, `{"services": "payments"}`, `unknown field "services"`},
+		{"stats bad service", events.DLQOpStats, `{"service": "pay.*"}`, `"service"`},
+		{"stats limit too large", events.DLQOpStats, `{"limit": 5001}`, `"limit" is 5001; want 1..5000`},
+		{"stats negative limit", events.DLQOpStats, `{"limit": -1}`, `"limit"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
