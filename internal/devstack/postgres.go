@@ -284,11 +284,13 @@ func (p *Postgres) place(opts PostgresOptions, cred *syscall.Credential) error {
 	if err != nil {
 		return fmt.Errorf("devstack: PostgreSQL directory: %w", err)
 	}
-	if target, err := filepath.EvalSymlinks(dir); err == nil && target != dir {
-		// A link left by an earlier start (or made by hand): the cluster is
-		// where it points.
-		p.dir, p.linked = target, dir
-		return prepareDir(p.dir, cred)
+	if fi, err := os.Lstat(dir); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		if target, err := filepath.EvalSymlinks(dir); err == nil {
+			// A link left by an earlier start (or made by hand): the
+			// cluster is where it points. A dangling one is replaced below.
+			p.dir, p.linked = target, dir
+			return prepareDir(p.dir, cred)
+		}
 	}
 	if _, blocked := unreachable(dir, cred); blocked == "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
