@@ -5,10 +5,12 @@ package chaos
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/baldurfleet/baldur/internal/breaker"
@@ -35,22 +37,43 @@ func (h *Harness) Breakers(ctx context.Context, svcs []string) (map[string]domai
 // TransitionEvents reads every breaker transition event stored in
 // BALDUR_EVENTS and counts them by service and generation.
 func (h *Harness) TransitionEvents(ctx context.Context) (map[string]map[uint64]int, int, error) {
-	c, err := h.JS.OrderedConsumer(ctx, topology.StreamEvents, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{"baldur.event.breaker.>"},
+	const filter = "baldur.event.breaker.>"
+	// How many the stream holds, from its leader: a consumer on a follower
+	// that has not applied the latest yet would come back short, and one
+	// fetch that finds nothing for a second is no proof of the end.
+	var want int
+	var c jetstream.Consumer
+	err := h.retryTransient(ctx, func(ctx context.Context) error {
+		s, err := h.JS.Stream(ctx, topology.StreamEvents)
+		if err != nil {
+			return err
+		}
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
+		if err != nil {
+			return err
+		}
+		want = 0
+		for _, n := range info.State.Subjects {
+			want += int(n)
+		}
+		c, err = h.JS.OrderedConsumer(ctx, topology.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+		return err
 	})
 	if err != nil {
 		return nil, 0, err
 	}
 	out := map[string]map[uint64]int{}
-	n := 0
-	for {
-		batch, err := c.Fetch(1000, jetstream.FetchMaxWait(time.Second))
+	n, read := 0, 0
+	for read < want {
+		if err := ctx.Err(); err != nil {
+			return nil, 0, fmt.Errorf("read %d of the %d transition events: %w", read, want, err)
+		}
+		batch, err := c.Fetch(min(1000, want-read), jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			return nil, 0, err
 		}
-		got := 0
 		for m := range batch.Messages() {
-			got++
+			read++
 			if strings.HasSuffix(m.Subject(), ".archived") {
 				continue
 			}
@@ -68,8 +91,26 @@ func (h *Harness) TransitionEvents(ctx context.Context) (map[string]map[uint64]i
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
 			return nil, 0, err
 		}
-		if got == 0 {
-			return out, n, nil
+	}
+	return out, n, nil
+}
+
+// retryTransient runs f until it succeeds, fails with an error that is not
+// a request the cluster lost for the moment (no responders, a timeout), or
+// ctx ends; each try is bounded by five seconds.
+func (h *Harness) retryTransient(ctx context.Context, f func(ctx context.Context) error) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := f(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil ||
+			!(errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
@@ -79,6 +120,25 @@ func (h *Harness) TransitionEvents(ctx context.Context) (map[string]map[uint64]i
 // one transition event, none beyond G. It returns the number of events.
 func (h *Harness) CheckTransitions(ctx context.Context, svcs []string) int {
 	h.tb.Helper()
+	// A worker killed between a breaker write and the publish of its
+	// transitions leaves them pending in the bucket; the inputs it had not
+	// acknowledged come back to the next owner after the partition
+	// consumer's ack wait, which publishes them. Wait that long, and a
+	// margin, before calling any of them lost.
+	var states map[string]domain.Breaker
+	h.Until(topology.PartitionAckWait+15*time.Second, 100*time.Millisecond, func() bool {
+		var err error
+		states, err = h.Breakers(ctx, svcs)
+		if err != nil {
+			return false
+		}
+		for _, b := range states {
+			if len(b.PendingEvents) > 0 {
+				return false
+			}
+		}
+		return true
+	})
 	states, err := h.Breakers(ctx, svcs)
 	if err != nil {
 		h.tb.Fatalf("chaos: read breakers: %v", err)

@@ -78,6 +78,9 @@ const (
 	DefaultLeaseTTL              = 5 * time.Second
 	// MaxPartitions bounds Config.Partitions.
 	MaxPartitions = 256
+	// PartitionAckWait is the partition consumers' ack wait: inputs a
+	// worker fetched and did not acknowledge are delivered again after it.
+	PartitionAckWait = 30 * time.Second
 
 	// DefaultInputMaxBytes, DefaultDLQMaxBytes and DefaultEventsMaxBytes
 	// bound what each stream stores. A full BALDUR_INPUT or BALDUR_DLQ
@@ -399,7 +402,7 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, p int, cfg Conf
 		// (the server cannot change the policy of an existing consumer);
 		// the worker reads the policy and acks every message then.
 		AckPolicy:     jetstream.AckAllPolicy,
-		AckWait:       30 * time.Second,
+		AckWait:       PartitionAckWait,
 		MaxAckPending: 20_000,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		Replicas:      cfg.Replicas,
