@@ -55,6 +55,7 @@ func runErr(ctx context.Context, args []string, getenv func(string) string, stde
 	ingestWait := f.Duration("ingest-max-wait", "BALDUR_INGEST_MAX_WAIT", replay.DefaultIngestMaxWait, "how long a fetch waits for a batch to fill")
 	leaseTTL := f.Duration("lease-ttl", "BALDUR_REPLAY_LEASE_TTL", replay.DefaultLeaseTTL, "lifetime of a service's replay lease between renewals")
 	replayTimeout := f.Duration("replay-timeout", "BALDUR_REPLAY_TIMEOUT", replay.DefaultRequestTimeout, "timeout of one replay request to a service")
+	auditKeyFile := f.AuditKeyFile()
 	shutdown := f.Duration("shutdown-timeout", "BALDUR_SHUTDOWN_TIMEOUT", replay.DefaultShutdownTimeout, "bound of a graceful stop")
 	pc, err := f.Parse(args, getenv)
 	if err != nil {
@@ -62,6 +63,10 @@ func runErr(ctx context.Context, args []string, getenv func(string) string, stde
 	}
 	if err := worker.RequireDatabase(pc); err != nil {
 		return err
+	}
+	auditKey, err := process.LoadAuditKey(*auditKeyFile, getenv)
+	if err != nil {
+		return worker.Usage(err)
 	}
 	cfg := replay.Config{
 		NodeID:          pc.NodeID,
@@ -78,6 +83,7 @@ func runErr(ctx context.Context, args []string, getenv func(string) string, stde
 	}
 	return worker.Run(ctx, pc, worker.Options{
 		Name: name, Roles: []worker.Role{worker.RoleReplay}, Logger: pc.Logger(stderr), Getenv: getenv, StartTimeout: startTimeout,
+		AuditKey: auditKey,
 	}, func(ctx context.Context, res *worker.Resources) (*worker.Replay, error) {
 		return worker.StartReplay(ctx, res, worker.ReplayConfig{Config: cfg})
 	}, cfg.ShutdownTimeout, onReady)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/baldurfleet/baldur/internal/domain"
 	"github.com/baldurfleet/baldur/internal/events"
+	"github.com/baldurfleet/baldur/internal/process"
 	"github.com/baldurfleet/baldur/internal/replay"
 	"github.com/baldurfleet/baldur/internal/testenv"
 )
@@ -37,7 +38,16 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+// env reads m; the audit key is the tests' unless m sets BALDUR_AUDIT_KEY
+// (to "" for none).
+func env(m map[string]string) func(string) string {
+	return func(k string) string {
+		if v, ok := m[k]; ok || k != process.EnvAuditKey {
+			return v
+		}
+		return string(testenv.AuditKey)
+	}
+}
 
 func TestRunRefusesBadConfiguration(t *testing.T) {
 	t.Parallel()
@@ -49,11 +59,16 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 		{"no database", nil, "--database-url ($BALDUR_DATABASE_URL) is required"},
 		{"bad ingest batch", []string{"--database-url", "postgres://x/y", "--ingest-batch", "-5"}, "ingest batch"},
 		{"unknown flag", []string{"--colour", "red"}, "colour"},
+		{"no audit key", []string{"--database-url", "postgres://x/y", "--audit-key-file", ""}, "--audit-key-file ($BALDUR_AUDIT_KEY_FILE)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			var out syncBuffer
-			code := run(t.Context(), c.args, env(nil), &out, nil)
+			e := env(nil)
+			if c.name == "no audit key" {
+				e = env(map[string]string{process.EnvAuditKey: ""})
+			}
+			code := run(t.Context(), c.args, e, &out, nil)
 			require.Equal(t, exitUsage, code)
 			// The flag package may print the usage first; the reason is the
 			// last line, and one line.

@@ -52,6 +52,7 @@ func runErr(ctx context.Context, args []string, getenv func(string) string, stde
 	f.FlagSet().SetOutput(stderr)
 	tick := f.Duration("tick", "BALDUR_WATCHDOG_TICK", watchdog.DefaultTick, "interval of the watchdog's duties")
 	leaseTTL := f.Duration("lease-ttl", "BALDUR_WATCHDOG_LEASE_TTL", watchdog.DefaultLeaseTTL, "lifetime of the leader lease between renewals")
+	auditKeyFile := f.AuditKeyFile()
 	retention := f.Duration("retention", "BALDUR_WATCHDOG_RETENTION", watchdog.DefaultRetention, "how long terminal dead letters are kept after their expires_at")
 	pc, err := f.Parse(args, getenv)
 	if err != nil {
@@ -60,6 +61,10 @@ func runErr(ctx context.Context, args []string, getenv func(string) string, stde
 	if err := worker.RequireDatabase(pc); err != nil {
 		return err
 	}
+	auditKey, err := process.LoadAuditKey(*auditKeyFile, getenv)
+	if err != nil {
+		return worker.Usage(err)
+	}
 	log := pc.Logger(stderr)
 	cfg := watchdog.Config{Node: pc.NodeID, Tick: *tick, LeaseTTL: *leaseTTL, Retention: *retention, Logger: log}
 	if err := cfg.WithDefaults().Validate(); err != nil {
@@ -67,6 +72,7 @@ func runErr(ctx context.Context, args []string, getenv func(string) string, stde
 	}
 	return worker.Run(ctx, pc, worker.Options{
 		Name: name, Roles: []worker.Role{worker.RoleWatchdog}, Logger: log, Getenv: getenv, StartTimeout: startTimeout,
+		AuditKey: auditKey,
 	}, func(ctx context.Context, res *worker.Resources) (*worker.Watchdog, error) {
 		return worker.StartWatchdog(ctx, res, cfg)
 	}, stopTimeout, nil)

@@ -633,10 +633,19 @@ func (s *Server) auditList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// AuditVerified is the body of GET /api/audit/verify on an intact log: what
+// was verified, the records and the anchored heads.
+type AuditVerified struct {
+	// Intact is true.
+	Intact bool `json:"intact"`
+	opsclient.AuditVerification
+}
+
 func (s *Server) auditVerify(w http.ResponseWriter, r *http.Request) {
-	if err := s.deps.Operator.AuditVerify(r.Context()); err != nil {
+	v, err := s.deps.Operator.AuditVerify(r.Context())
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]bool{"intact": true})
+	writeJSON(w, http.StatusOK, AuditVerified{Intact: true, AuditVerification: v})
 }

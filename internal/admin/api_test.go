@@ -108,7 +108,9 @@ func (f *fakeOperator) AuditList(_ context.Context, q opsclient.AuditQuery) ([]d
 	return []domain.AuditRecord{{Seq: q.AfterSeq + 1, Actor: "alice", Action: "breaker.close"}}, f.record(q)
 }
 
-func (f *fakeOperator) AuditVerify(context.Context) error { return f.record("verify") }
+func (f *fakeOperator) AuditVerify(context.Context) (opsclient.AuditVerification, error) {
+	return opsclient.AuditVerification{}, f.record("verify")
+}
 
 // apiServer is a server with a fake operator on an embedded NATS server
 // with the topology.

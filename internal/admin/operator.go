@@ -26,8 +26,9 @@ type Operator interface {
 	DLQ(ctx context.Context, op events.DLQOp, req, resp any) error
 	// AuditList reads the audit log.
 	AuditList(ctx context.Context, q opsclient.AuditQuery) ([]domain.AuditRecord, error)
-	// AuditVerify verifies the audit log's hash chain.
-	AuditVerify(ctx context.Context) error
+	// AuditVerify verifies the audit log's keyed hash chain against the
+	// heads anchored in JetStream.
+	AuditVerify(ctx context.Context) (opsclient.AuditVerification, error)
 }
 
 var _ Operator = (*opsclient.Client)(nil)

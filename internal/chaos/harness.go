@@ -184,7 +184,7 @@ func New(tb testing.TB, name string, opts Options) *Harness {
 		tb.Fatalf("chaos: checker pool: %v", err)
 	}
 	tb.Cleanup(pool.Close)
-	h.Store = store.New(pool)
+	h.Store = store.New(pool, store.WithAuditKey(testenv.AuditKey))
 	return h
 }
 

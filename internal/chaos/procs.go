@@ -13,11 +13,13 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/baldurfleet/baldur/internal/auditanchor"
 	"github.com/baldurfleet/baldur/internal/breaker"
 	"github.com/baldurfleet/baldur/internal/domain"
 	"github.com/baldurfleet/baldur/internal/fleetstate"
 	"github.com/baldurfleet/baldur/internal/replay"
 	"github.com/baldurfleet/baldur/internal/store"
+	"github.com/baldurfleet/baldur/internal/testenv"
 	"github.com/baldurfleet/baldur/internal/topology"
 	"github.com/baldurfleet/baldur/internal/watchdog"
 )
@@ -241,8 +243,9 @@ func (h *Harness) StartReplayWorker(name string, opts ReplayOptions) *ReplayWork
 	}
 	cfg = cfg.WithDefaults()
 	w, err := replay.New(cfg, replay.Deps{
-		Store: store.New(pool, store.WithRetryPolicy(cfg.Retry)),
-		NC:    p.nc, JS: p.js, View: replay.FleetView(p.view),
+		Store: store.New(pool, store.WithRetryPolicy(cfg.Retry), store.WithAuditKey(testenv.AuditKey),
+			store.WithAuditAnchor(auditanchor.NewPublisher(p.js, h.logger(name)))),
+		NC: p.nc, JS: p.js, View: replay.FleetView(p.view),
 		Logger: h.logger(name),
 	})
 	if err != nil {
@@ -328,7 +331,8 @@ func (h *Harness) StartWatchdog(name string) *Watchdog {
 	}
 	wd, err := watchdog.New(watchdog.Config{Node: name, Tick: 200 * time.Millisecond, LeaseTTL: 2 * time.Second,
 		Logger: h.logger(name)},
-		watchdog.Deps{JS: p.js, Topology: top, Store: store.New(pool), Configs: p.view})
+		watchdog.Deps{JS: p.js, Topology: top, Store: store.New(pool, store.WithAuditKey(testenv.AuditKey),
+			store.WithAuditAnchor(auditanchor.NewPublisher(p.js, h.logger(name)))), Configs: p.view})
 	if err != nil {
 		h.tb.Fatalf("chaos: %s: %v", name, err)
 	}

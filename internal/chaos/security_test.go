@@ -30,6 +30,7 @@ import (
 	"github.com/baldurfleet/baldur/internal/opsclient"
 	"github.com/baldurfleet/baldur/internal/replay"
 	"github.com/baldurfleet/baldur/internal/store"
+	"github.com/baldurfleet/baldur/internal/testenv"
 	"github.com/baldurfleet/baldur/internal/topology"
 )
 
@@ -201,7 +202,7 @@ func TestChaosSecurity(t *testing.T) {
 	}
 	t.Cleanup(pool.Close)
 	rcfg := replay.Config{NodeID: "sec-rw", Retry: ChaosRetry}.WithDefaults()
-	rworker, err := replay.New(rcfg, replay.Deps{Store: store.New(pool, store.WithRetryPolicy(rcfg.Retry)),
+	rworker, err := replay.New(rcfg, replay.Deps{Store: store.New(pool, store.WithRetryPolicy(rcfg.Retry), store.WithAuditKey(testenv.AuditKey)),
 		NC: rw.nc, JS: rw.js, View: replay.FleetView(rwView), Logger: h.logger("sec-rw")})
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 
+	"github.com/baldurfleet/baldur/internal/domain"
 	"github.com/baldurfleet/baldur/internal/opsclient"
 	"github.com/baldurfleet/baldur/internal/process"
 	"github.com/baldurfleet/baldur/internal/store"
@@ -42,6 +43,12 @@ const (
 	needDB
 	// needDBIfSet connects to PostgreSQL when --database-url is given.
 	needDBIfSet
+	// needAuditKey takes --audit-key-file (or $BALDUR_AUDIT_KEY) and fails
+	// without it: the command verifies the keyed audit log.
+	needAuditKey
+	// wantAuditKey takes --audit-key-file when given: without it, what
+	// needs the key (the admin's audit verification) says so when asked.
+	wantAuditKey
 )
 
 // command is one `baldur <noun> <verb>`.
@@ -97,6 +104,7 @@ type runner struct {
 	store          *store.Store
 	now            func() time.Time
 	extra          any
+	auditKey       domain.AuditKey
 }
 
 // Run runs the CLI with args (without the program name), writing results to
@@ -160,6 +168,10 @@ func runCommand(ctx context.Context, cmd *command, args []string, stdout, stderr
 	reason := fs.String("reason", "", "why; required for manual actions")
 	asJSON := fs.Bool("json", false, "print machine-readable JSON instead of tables")
 	timeout := fs.Duration("timeout", DefaultTimeout, "how long to wait for NATS and for the fleet to apply the command")
+	var keyFile *string
+	if cmd.needs&(needAuditKey|wantAuditKey) != 0 {
+		keyFile = f.AuditKeyFile()
+	}
 	var extra func() any
 	if cmd.flags != nil {
 		extra = cmd.flags(f)
@@ -199,6 +211,16 @@ func runCommand(ctx context.Context, cmd *command, args []string, stdout, stderr
 		reason: strings.TrimSpace(*reason), json: *asJSON, timeout: *timeout, now: time.Now}
 	if extra != nil {
 		r.extra = extra()
+	}
+	if keyFile != nil {
+		k, err := process.LoadAuditKey(*keyFile, getenv)
+		switch {
+		case err == nil:
+			r.auditKey = k
+		case errors.Is(err, process.ErrNoAuditKey) && cmd.needs&needAuditKey == 0:
+		default:
+			return fail(stderr, *asJSON, fmt.Errorf("%w: %s: %w", ErrUsage, cmd.name(), err), cmd)
+		}
 	}
 	closeAll, err := r.connect(cmd.needs)
 	if err != nil {
@@ -310,7 +332,7 @@ func (r *runner) connect(n need) (func(), error) {
 		if err := pool.Ping(ctx); err != nil {
 			return closeAll, fmt.Errorf("%w at %s: %v", ErrDatabaseUnreachable, where, err)
 		}
-		r.store = store.New(pool)
+		r.store = store.New(pool, store.WithAuditKey(r.auditKey))
 	}
 	if n&needNATS != 0 {
 		ctx, cancel := context.WithTimeout(r.ctx, r.timeout)

@@ -312,9 +312,9 @@ func TestDLQAndAuditEndToEnd(t *testing.T) {
 	require.Equal(t, cli.ExitOK, r.code, r.stderr)
 	require.Regexp(t, `SEQ\s+AT\s+ACTOR\s+ACTION`, r.stdout)
 	require.Contains(t, r.stdout, "sre")
-	r = run(t, append([]string{"audit", "verify"}, db...)...)
+	r = run(t, append([]string{"audit", "verify"}, cmd(f, append(db, "--audit-key-file", keyFile(t))...)...)...)
 	require.Equal(t, cli.ExitOK, r.code, r.stderr)
-	require.Contains(t, r.stdout, "ok: the audit chain is intact")
+	require.Contains(t, r.stdout, "ok: the audit log is intact")
 }
 
 func TestDLQWithoutReplayWorkerIsUnreachable(t *testing.T) {

@@ -32,7 +32,7 @@ type devFlags struct {
 
 func devCommands() []*command {
 	return []*command{{
-		noun: "dev",
+		noun: "dev", needs: wantAuditKey,
 		summary: "run the whole fleet in one process: embedded NATS, PostgreSQL, the three workers and " +
 			"the dashboard; --demo adds a flaky payments service and tells its story",
 		examples: []string{"baldur dev --demo",
@@ -67,7 +67,7 @@ func runDev(r *runner, _ []string) error {
 	err := devmode.Run(r.ctx, devmode.Config{
 		DataDir: *d.dataDir, Ephemeral: *d.ephemeral, NATSPort: *d.natsPort,
 		HTTPAddr: r.cfg.HTTPAddr, AdminToken: *d.token, DatabaseURL: r.cfg.DatabaseURL,
-		NodeID: r.cfg.NodeID, Demo: *d.demo, Out: r.stdout, Logger: cfg.Logger(r.stderr),
+		NodeID: r.cfg.NodeID, Demo: *d.demo, AuditKey: r.auditKey, Out: r.stdout, Logger: cfg.Logger(r.stderr),
 		CLI: invocation(),
 	})
 	switch {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/baldurfleet/baldur"
 	"github.com/baldurfleet/baldur/internal/admin"
+	"github.com/baldurfleet/baldur/internal/auditanchor"
 	"github.com/baldurfleet/baldur/internal/breaker"
 	"github.com/baldurfleet/baldur/internal/devstack"
 	"github.com/baldurfleet/baldur/internal/domain"
@@ -340,6 +341,28 @@ func TestNATSPermissions(t *testing.T) {
 				require.Equal(t, http.StatusOK, rec.Code, adminProbes[0])
 				require.Empty(t, op.violations())
 			}
+
+			// The audit heads: the operator reads them (audit verify) and
+			// can neither anchor a forged one nor delete one.
+			head := domain.AuditRecord{Seq: 1, At: time.Now(), Hash: make([]byte, 32)}
+			require.NoError(t, auditanchor.NewPublisher(f.worker.js, slog.New(slog.DiscardHandler)).Publish(ctx, head),
+				"a worker anchors the audit log's head")
+			heads, err := auditanchor.Read(ctx, op.js)
+			require.NoError(t, err, "the %s reads the anchored heads", user)
+			require.Positive(t, heads.Anchors.Len())
+			require.Empty(t, op.violations())
+			forged, err := events.NewAuditHeadMsg(events.NewAuditHead(domain.AuditRecord{Seq: 1 << 40, At: time.Now(), Hash: make([]byte, 32)}))
+			require.NoError(t, err)
+			_, err = op.js.PublishMsg(short(t), forged)
+			require.Error(t, err)
+			op.requireRefused(t, events.SubjectAuditHead)
+			audit, err := f.worker.js.Stream(ctx, topology.StreamAudit)
+			require.NoError(t, err)
+			require.NoError(t, op.nc.Publish("$JS.API.STREAM.MSG.DELETE."+topology.StreamAudit, []byte(`{"seq":1}`)))
+			op.requireRefused(t, "$JS.API.STREAM.MSG.DELETE."+topology.StreamAudit)
+			info, err := audit.Info(ctx)
+			require.NoError(t, err)
+			require.Positive(t, info.State.Msgs, "no head was removed")
 
 			kv, err := op.js.KeyValue(ctx, topology.BucketBreakers)
 			require.NoError(t, err)

@@ -2,9 +2,12 @@ package devmode
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,10 +24,10 @@ import (
 	"github.com/baldurfleet/baldur/internal/admin"
 	"github.com/baldurfleet/baldur/internal/breaker"
 	"github.com/baldurfleet/baldur/internal/devstack"
+	"github.com/baldurfleet/baldur/internal/domain"
 	"github.com/baldurfleet/baldur/internal/opsclient"
 	"github.com/baldurfleet/baldur/internal/process"
 	"github.com/baldurfleet/baldur/internal/replay"
-	"github.com/baldurfleet/baldur/internal/store"
 	"github.com/baldurfleet/baldur/internal/telemetry"
 	"github.com/baldurfleet/baldur/internal/watchdog"
 	"github.com/baldurfleet/baldur/internal/worker"
@@ -91,6 +94,10 @@ type Config struct {
 	// a command, or the path of the binary (shown relative to the working
 	// directory when below it); DefaultCLI when empty.
 	CLI string
+	// AuditKey is the key the audit log is chained with; empty keeps one in
+	// DataDir/audit.key (made on the first run, mode 0600), or in the
+	// temporary directory with Ephemeral.
+	AuditKey domain.AuditKey
 	// Out receives the banner and the demo's story; io.Discard when nil.
 	Out io.Writer
 	// Logger receives the components' logs; nil discards them.
@@ -151,6 +158,9 @@ type Fleet struct {
 	// pgKept says where a local PostgreSQL keeps its data when that is not
 	// under DataDir ("" otherwise).
 	pgKept string
+	// auditKeyFile is the file the audit key was read from or kept in ("":
+	// Config.AuditKey was given).
+	auditKeyFile string
 
 	// stops run in reverse order at Stop.
 	stops []func(ctx context.Context) error
@@ -303,6 +313,9 @@ func (f *Fleet) dirs() (natsDir, pgDir string, err error) {
 			return "", "", fmt.Errorf("%w: temporary directory: %w", ErrStart, err)
 		}
 		f.onStop(func(context.Context) error { return os.RemoveAll(tmp) })
+		if err := f.auditKey(tmp); err != nil {
+			return "", "", err
+		}
 		return filepath.Join(tmp, "nats"), "", nil
 	}
 	root, err := filepath.Abs(f.cfg.DataDir)
@@ -313,7 +326,38 @@ func (f *Fleet) dirs() (natsDir, pgDir string, err error) {
 	if err := os.MkdirAll(natsDir, 0o755); err != nil {
 		return "", "", fmt.Errorf("%w: --data-dir: %w", ErrStart, err)
 	}
+	if err := f.auditKey(root); err != nil {
+		return "", "", err
+	}
 	return natsDir, filepath.Join(root, "pg"), nil
+}
+
+// auditKeyName is the file under the data directory that keeps dev mode's
+// audit key.
+const auditKeyName = "audit.key"
+
+// auditKey settles the audit key: Config.AuditKey when given, else the one
+// kept in dir/audit.key, made (32 random bytes, hex) when there is none.
+func (f *Fleet) auditKey(dir string) error {
+	if len(f.cfg.AuditKey) > 0 {
+		return nil
+	}
+	path := filepath.Join(dir, auditKeyName)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		raw := make([]byte, 32)
+		_, _ = rand.Read(raw)
+		b = []byte(hex.EncodeToString(raw) + "\n")
+		err = os.WriteFile(path, b, 0o600)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: audit key %s: %w", ErrStart, path, err)
+	}
+	if f.cfg.AuditKey, err = domain.ParseAuditKey(b); err != nil {
+		return fmt.Errorf("%w: audit key %s: %w (remove it to make a new one: the audit log then no longer verifies)", ErrStart, path, err)
+	}
+	f.auditKeyFile = path
+	return nil
 }
 
 func (f *Fleet) startNATS(ctx context.Context, dir string) error {
@@ -371,7 +415,7 @@ func (f *Fleet) open(ctx context.Context) (*worker.Resources, error) {
 	res, err := worker.Open(ctx, pc, worker.Options{
 		Name:   devName,
 		Roles:  []worker.Role{worker.RoleBreaker, worker.RoleReplay, worker.RoleWatchdog},
-		Logger: f.logger("worker"), StartTimeout: startTimeout,
+		Logger: f.logger("worker"), StartTimeout: startTimeout, AuditKey: f.cfg.AuditKey,
 	})
 	if errors.Is(err, process.ErrInvalidConfig) {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
@@ -442,7 +486,7 @@ func (f *Fleet) startHTTP(life, ctx context.Context, res *worker.Resources, chec
 	if err != nil {
 		return nil, err
 	}
-	ops, err := opsclient.New(ctx, nc, opsclient.WithSource(f.node("admin")), opsclient.WithAuditStore(store.New(res.Pool)))
+	ops, err := opsclient.New(ctx, nc, opsclient.WithSource(f.node("admin")), opsclient.WithAuditStore(res.Store()))
 	if err != nil {
 		return nil, fmt.Errorf("%w: operator client: %w", ErrStart, err)
 	}
@@ -492,6 +536,14 @@ func (f *Fleet) rel(path string) string {
 	return path
 }
 
+// keyFlag is the --audit-key-file flag the banner's `audit verify` needs.
+func (f *Fleet) keyFlag() string {
+	if f.auditKeyFile == "" {
+		return " --audit-key-file <the key's file>"
+	}
+	return " --audit-key-file " + f.rel(f.auditKeyFile)
+}
+
 // banner prints where everything is and what to try.
 func (f *Fleet) banner() {
 	w := f.cfg.Out
@@ -527,6 +579,7 @@ func (f *Fleet) banner() {
 		"dlq list --service payments --status pending",
 		"breaker open payments --reason \"trying it out\" --ttl 1m",
 		"audit list --database-url '" + f.dbURL + "'",
+		"audit verify --database-url '" + f.dbURL + "'" + f.keyFlag(),
 	} {
 		fmt.Fprintf(w, "  %s%s %s\n", env, f.rel(f.cfg.CLI), c)
 	}

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -22,9 +23,33 @@ const AuditGenesisSeq int64 = 1
 // survive a round trip through the audit_log table.
 const AuditTimePrecision = time.Microsecond
 
-// auditHashDomain separates audit hashes from any other SHA-256 use and lets a
-// future encoding change its version.
-const auditHashDomain = "baldur.audit.v1"
+// auditHashDomain separates audit hashes from any other HMAC-SHA256 use and
+// lets a future encoding change its version. v1 was plain SHA-256.
+const auditHashDomain = "baldur.audit.v2"
+
+// MinAuditKeyLen is the shortest audit key accepted: 32 bytes, the size of
+// the HMAC-SHA256 output.
+const MinAuditKeyLen = 32
+
+// AuditKey is the secret the audit chain is keyed with. Whoever can write the
+// database but does not hold the key cannot re-hash a record it changed: the
+// verifier, holding the key, sees the record's hash not match its content.
+type AuditKey []byte
+
+// ParseAuditKey returns the key held in b, the content of a key file: white
+// space around it is dropped (a trailing newline), and what remains must be
+// at least MinAuditKeyLen bytes. The error wraps ErrInvalidAuditKey.
+func ParseAuditKey(b []byte) (AuditKey, error) {
+	k := bytes.TrimSpace(b)
+	if len(k) < MinAuditKeyLen {
+		return nil, fmt.Errorf("%w: %d bytes, want at least %d (for example 32 random bytes, base64: head -c 32 /dev/urandom | base64)",
+			ErrInvalidAuditKey, len(k), MinAuditKeyLen)
+	}
+	return AuditKey(bytes.Clone(k)), nil
+}
+
+// String hides the key from logs and error messages.
+func (k AuditKey) String() string { return fmt.Sprintf("AuditKey(%d bytes)", len(k)) }
 
 // AuditRecord is one row of the audit log: an operator action or a governance
 // block, chained to the row before it by PrevHash.
@@ -137,18 +162,22 @@ func canonicalNumber(lit string) (string, error) {
 	return sign + trimmed + "e" + strconv.Itoa(exp), nil
 }
 
-// ComputeAuditHash returns the record's hash: SHA-256 over a domain tag and a
+// ComputeAuditHash returns the record's hash: HMAC-SHA256 keyed with key over a domain tag and a
 // length-prefixed encoding of, in order, Seq, At (UTC, truncated to
 // AuditTimePrecision, RFC 3339 with nanoseconds), Actor, Action, Subject,
 // Reason, the canonical Details and PrevHash. Each field is written as an
 // 8-byte big-endian length followed by its bytes, so no two different records
-// encode alike. r.Hash is ignored. The error wraps ErrInvalidAuditDetails.
-func ComputeAuditHash(r AuditRecord) ([]byte, error) {
+// encode alike. r.Hash is ignored. An empty key is an error wrapping
+// ErrInvalidAuditKey; bad details one wrapping ErrInvalidAuditDetails.
+func ComputeAuditHash(key AuditKey, r AuditRecord) ([]byte, error) {
+	if len(key) == 0 {
+		return nil, fmt.Errorf("audit record %d: %w: no key", r.Seq, ErrInvalidAuditKey)
+	}
 	details, err := CanonicalAuditDetails(r.Details)
 	if err != nil {
 		return nil, fmt.Errorf("audit record %d: %w", r.Seq, err)
 	}
-	h := sha256.New()
+	h := hmac.New(sha256.New, key)
 	writeAuditField(h, []byte(auditHashDomain))
 	var seq [8]byte
 	binary.BigEndian.PutUint64(seq[:], uint64(r.Seq))
@@ -177,7 +206,7 @@ func auditTime(t time.Time) time.Time { return t.UTC().Truncate(AuditTimePrecisi
 // empty), At in UTC truncated to AuditTimePrecision (what PostgreSQL will
 // store), Details in canonical form, and Hash computed. The writer must hold
 // the audit log's append lock from reading prev until the row is committed.
-func ChainAuditRecord(prev *AuditRecord, r AuditRecord) (AuditRecord, error) {
+func ChainAuditRecord(key AuditKey, prev *AuditRecord, r AuditRecord) (AuditRecord, error) {
 	r.Seq, r.PrevHash = AuditGenesisSeq, []byte{}
 	if prev != nil {
 		r.Seq, r.PrevHash = prev.Seq+1, bytes.Clone(prev.Hash)
@@ -191,7 +220,7 @@ func ChainAuditRecord(prev *AuditRecord, r AuditRecord) (AuditRecord, error) {
 	if string(details) == "null" {
 		r.Details = nil // stored as SQL NULL; hashes as null either way
 	}
-	if r.Hash, err = ComputeAuditHash(r); err != nil {
+	if r.Hash, err = ComputeAuditHash(key, r); err != nil {
 		return AuditRecord{}, err
 	}
 	return r, nil
@@ -213,6 +242,12 @@ const (
 	// AuditBrokenLink: a record's PrevHash is not the hash of the record before
 	// it (a row replaced with a re-hashed forgery, or a forged genesis).
 	AuditBrokenLink AuditProblem = "broken_link"
+	// AuditRewritten: a record's hash is not the one anchored outside the
+	// database for its seq (the record and every later one were re-hashed).
+	AuditRewritten AuditProblem = "rewritten"
+	// AuditCut: the log ends before a seq anchored outside the database (its
+	// newest records were deleted).
+	AuditCut AuditProblem = "cut"
 )
 
 // AuditChainError reports the first place an audit chain is broken. It wraps
@@ -240,15 +275,15 @@ func (e *AuditChainError) Unwrap() error { return ErrAuditChainBroken }
 // nil, or an *AuditChainError for the first bad record. An empty log is
 // valid. To verify a page of a longer log, use VerifyAuditSegment.
 //
-// A chain alone cannot show that its newest rows were cut off: compare the
-// last seq and hash with a copy kept outside the database (for example the
-// latest audit event published on BALDUR_EVENTS) to detect that.
-func VerifyAuditChain(records []AuditRecord) error {
+// A chain alone cannot show that its newest rows were cut off, nor that it was
+// re-hashed by someone holding the key: check it against the heads anchored
+// outside the database (AuditAnchors) to detect that.
+func VerifyAuditChain(key AuditKey, records []AuditRecord) error {
 	if len(records) == 0 {
 		return nil
 	}
 	first := records[0]
-	if err := verifyAuditHash(first); err != nil {
+	if err := verifyAuditHash(key, first); err != nil {
 		return err
 	}
 	if first.Seq != AuditGenesisSeq {
@@ -259,20 +294,20 @@ func VerifyAuditChain(records []AuditRecord) error {
 		return &AuditChainError{Seq: first.Seq, Problem: AuditBrokenLink,
 			Detail: fmt.Sprintf("the genesis record links to %s, want an empty prev_hash", shortHash(first.PrevHash))}
 	}
-	return verifyAuditLinks(first, records[1:])
+	return verifyAuditLinks(key, first, records[1:])
 }
 
 // VerifyAuditSegment verifies records as the continuation of anchor, a record
 // already trusted (verified earlier, or kept outside the database): the first
 // record must be anchor.Seq + 1 and link to anchor.Hash, and the rest as in
 // VerifyAuditChain.
-func VerifyAuditSegment(anchor AuditRecord, records []AuditRecord) error {
-	return verifyAuditLinks(anchor, records)
+func VerifyAuditSegment(key AuditKey, anchor AuditRecord, records []AuditRecord) error {
+	return verifyAuditLinks(key, anchor, records)
 }
 
-func verifyAuditLinks(prev AuditRecord, records []AuditRecord) error {
+func verifyAuditLinks(key AuditKey, prev AuditRecord, records []AuditRecord) error {
 	for _, r := range records {
-		if err := verifyAuditHash(r); err != nil {
+		if err := verifyAuditHash(key, r); err != nil {
 			return err
 		}
 		switch {
@@ -295,8 +330,8 @@ func verifyAuditLinks(prev AuditRecord, records []AuditRecord) error {
 	return nil
 }
 
-func verifyAuditHash(r AuditRecord) error {
-	want, err := ComputeAuditHash(r)
+func verifyAuditHash(key AuditKey, r AuditRecord) error {
+	want, err := ComputeAuditHash(key, r)
 	if err != nil {
 		return &AuditChainError{Seq: r.Seq, Problem: AuditModified, Detail: err.Error()}
 	}
@@ -316,4 +351,73 @@ func shortHash(b []byte) string {
 		return s[:16] + "…"
 	}
 	return s
+}
+
+// AuditHead is the seq and hash of an audit record as anchored outside the
+// database: every writer publishes the head of the log each time it appends.
+type AuditHead struct {
+	Seq  int64
+	Hash []byte
+}
+
+// AuditAnchors is the set of heads anchored outside the database, against
+// which a log read from the database is checked: every record whose seq was
+// anchored must hold the anchored hash, and the log must reach the highest
+// anchored seq. Anchors only add evidence: a head anchored again (a writer
+// re-publishing the log's head at start) never hides an older one. The zero
+// value holds no anchor.
+type AuditAnchors struct {
+	bySeq map[int64][][]byte
+	max   int64
+	n     int
+}
+
+// Add records h; a head without a hash or below AuditGenesisSeq is ignored.
+func (a *AuditAnchors) Add(h AuditHead) {
+	if h.Seq < AuditGenesisSeq || len(h.Hash) == 0 {
+		return
+	}
+	if a.bySeq == nil {
+		a.bySeq = map[int64][][]byte{}
+	}
+	for _, have := range a.bySeq[h.Seq] {
+		if bytes.Equal(have, h.Hash) {
+			return
+		}
+	}
+	a.bySeq[h.Seq] = append(a.bySeq[h.Seq], bytes.Clone(h.Hash))
+	a.max = max(a.max, h.Seq)
+	a.n++
+}
+
+// Len is the number of distinct heads held.
+func (a *AuditAnchors) Len() int { return a.n }
+
+// MaxSeq is the highest anchored seq, 0 when none is held.
+func (a *AuditAnchors) MaxSeq() int64 { return a.max }
+
+// Check returns an *AuditChainError (AuditRewritten) when r's seq was
+// anchored with another hash than r's.
+func (a *AuditAnchors) Check(r AuditRecord) error {
+	for _, h := range a.bySeq[r.Seq] {
+		if !bytes.Equal(h, r.Hash) {
+			return &AuditChainError{Seq: r.Seq, Problem: AuditRewritten,
+				Detail: fmt.Sprintf("the log holds hash %s but %s was anchored for this seq: the record was rewritten and the log re-hashed from it", shortHash(r.Hash), shortHash(h))}
+		}
+	}
+	return nil
+}
+
+// CheckEnd returns an *AuditChainError (AuditCut) when a log whose last seq is
+// last (0 for an empty log) stops before the highest anchored seq.
+func (a *AuditAnchors) CheckEnd(last int64) error {
+	if a.max <= last {
+		return nil
+	}
+	missing := strconv.FormatInt(last+1, 10)
+	if a.max > last+1 {
+		missing += ".." + strconv.FormatInt(a.max, 10)
+	}
+	return &AuditChainError{Seq: last + 1, Problem: AuditCut,
+		Detail: fmt.Sprintf("the log ends at seq %d but seq %d was anchored: seq %s deleted", last, a.max, missing)}
 }

@@ -159,6 +159,10 @@ type Transition struct {
 	At time.Time `json:"at"`
 	// Window is the window's totals when it happened.
 	Window WindowStats `json:"window"`
+	// KillSwitchOverride is true for a manual transition applied while the
+	// kill switch was on, through override_kill_switch: the audit log
+	// records it as an override.
+	KillSwitchOverride bool `json:"kill_switch_override,omitempty"`
 }
 
 // Kind is the event kind of t: opened, half_opened or closed when the state
@@ -603,6 +607,11 @@ func (f *folder) command(c Command) {
 	f.res.Applied = true
 	f.res.Changed = true
 	f.res.KillSwitchOverridden = c.Action.Manual() && f.env.Governance.KillSwitch.Active
+	if f.res.KillSwitchOverridden {
+		for i := range f.res.Transitions {
+			f.res.Transitions[i].KillSwitchOverride = true
+		}
+	}
 	if c.ID != "" {
 		b.LastCommandID = c.ID
 	}

@@ -746,11 +746,16 @@ func TestBreakerKillSwitch(t *testing.T) {
 	require.True(t, res.Applied)
 	require.True(t, res.KillSwitchOverridden, "the worker audits the bypass")
 	require.Equal(t, domain.ModeForcedOpen, h.b.Mode)
+	require.Len(t, res.Transitions, 1)
+	require.True(t, res.Transitions[0].KillSwitchOverride, "the transition's event says it went through the kill switch")
 
 	h.env.Governance.KillSwitch.Active = false
+	c = manual(domain.ActionClose)
 	res = h.cmd(c)
 	require.True(t, res.Applied)
 	require.False(t, res.KillSwitchOverridden, "no bypass without a kill switch")
+	require.Len(t, res.Transitions, 1)
+	require.False(t, res.Transitions[0].KillSwitchOverride)
 }
 
 func TestBreakerRefusesBadInput(t *testing.T) {

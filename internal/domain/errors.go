@@ -102,6 +102,8 @@ var (
 	// ErrInvalidAuditDetails reports audit details that are not valid JSON
 	// or hold a number that cannot be canonicalized.
 	ErrInvalidAuditDetails = errors.New("invalid audit details")
+	// ErrInvalidAuditKey reports a missing or too short audit key.
+	ErrInvalidAuditKey = errors.New("invalid audit key")
 	// ErrAuditChainBroken is wrapped by every *AuditChainError.
 	ErrAuditChainBroken = errors.New("audit chain broken")
 )

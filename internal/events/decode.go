@@ -29,7 +29,7 @@ var (
 	replayReplyFields      = objectFields{payloadReplayReply, []string{"ok", "error", "retryable"}}
 	permitRequestFields    = objectFields{payloadPermitRequest, []string{"node"}}
 	permitReplyFields      = objectFields{payloadPermitReply, []string{"granted", "state", "generation"}}
-	transitionFields       = objectFields{payloadTransition, []string{"service", "from", "to", "from_mode", "mode", "trigger", "trigger_replay", "generation", "actor", "reason", "at", "window"}}
+	transitionFields       = objectFields{payloadTransition, []string{"service", "from", "to", "from_mode", "mode", "trigger", "trigger_replay", "generation", "actor", "reason", "at", "window", "kill_switch_override"}}
 	windowFields           = objectFields{payloadTransition, []string{"successes", "failures", "slow_calls", "failure_rate", "slow_call_rate", "failing_nodes"}}
 	replayEntryFields      = objectFields{payloadReplayEntry, []string{"service", "entry_id", "operation", "attempt", "status", "error", "retryable", "next_attempt_at", "reason", "actor", "at"}}
 	replayBlockedFields    = objectFields{payloadReplayBlocked, []string{"service", "gate", "reason", "entry_id", "actor", "at"}}

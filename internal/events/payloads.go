@@ -599,6 +599,9 @@ type TransitionEvent struct {
 	Reason        string         `json:"reason,omitempty"`
 	At            time.Time      `json:"at"`
 	Window        WindowSummary  `json:"window"`
+	// KillSwitchOverride marks a manual transition applied through the kill
+	// switch with override_kill_switch.
+	KillSwitchOverride bool `json:"kill_switch_override,omitempty"`
 }
 
 // NewTransitionEvent returns the event of a transition the fold reported.
@@ -650,6 +653,9 @@ func (e TransitionEvent) Validate() error {
 	}
 	if e.At.IsZero() {
 		return fieldErr(ErrMissingField, payloadTransition, "at", "is required")
+	}
+	if e.KillSwitchOverride && e.Trigger != domain.TriggerManual {
+		return fieldErr(ErrInvalidValue, payloadTransition, "kill_switch_override", "is true with trigger %q; only a manual transition overrides the kill switch", e.Trigger)
 	}
 	return validateWindow(payloadTransition, e.Window)
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/baldurfleet/baldur/internal/auditanchor"
 	"github.com/baldurfleet/baldur/internal/domain"
+	"github.com/baldurfleet/baldur/internal/store"
 )
 
 // Audit list bounds.
@@ -45,19 +47,40 @@ func (c *Client) AuditList(ctx context.Context, q AuditQuery) ([]domain.AuditRec
 	return recs, nil
 }
 
-// AuditVerify verifies the audit log's hash chain. A broken chain is an
-// error wrapping ErrAuditBroken (and the store's *domain.AuditChainError);
-// an unreadable log wraps ErrUnreachable.
-func (c *Client) AuditVerify(ctx context.Context) error {
+// AuditVerification is what AuditVerify read: the log's records and the
+// heads anchored in BALDUR_AUDIT it was checked against.
+type AuditVerification struct {
+	store.AuditReport
+	// MalformedHeads counts messages of BALDUR_AUDIT that are not a valid
+	// head (skipped; no writer publishes one).
+	MalformedHeads int `json:"malformed_heads"`
+}
+
+// AuditVerify verifies the audit log: its keyed hash chain, and every head
+// anchored in BALDUR_AUDIT — an anchored seq must hold the anchored hash
+// and the log must reach the highest anchored seq. A broken chain, a
+// rewritten record or a cut tail is an error wrapping ErrAuditBroken (and a
+// *domain.AuditChainError naming the first bad seq); a store without the
+// audit key wraps ErrInvalid; an unreadable log or stream wraps
+// ErrUnreachable. The verification is returned in every case, as far as it
+// got.
+func (c *Client) AuditVerify(ctx context.Context) (AuditVerification, error) {
 	if c.audit == nil {
-		return fmt.Errorf("%w: the audit log is in PostgreSQL; give --database-url", ErrNoDatabase)
+		return AuditVerification{}, fmt.Errorf("%w: the audit log is in PostgreSQL; give --database-url", ErrNoDatabase)
 	}
-	err := c.audit.VerifyAuditChain(ctx)
+	heads, err := auditanchor.Read(ctx, c.js)
+	if err != nil {
+		return AuditVerification{}, fmt.Errorf("%w: read the anchored audit heads: %w", ErrUnreachable, err)
+	}
+	rep, err := c.audit.VerifyAuditChain(ctx, &heads.Anchors)
+	v := AuditVerification{AuditReport: rep, MalformedHeads: heads.Malformed}
 	switch {
 	case err == nil:
-		return nil
+		return v, nil
 	case errors.Is(err, domain.ErrAuditChainBroken):
-		return fmt.Errorf("%w: %w", ErrAuditBroken, err)
+		return v, fmt.Errorf("%w: %w", ErrAuditBroken, err)
+	case errors.Is(err, store.ErrNoAuditKey):
+		return v, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	return fmt.Errorf("%w: verify the audit log: %w", ErrUnreachable, err)
+	return v, fmt.Errorf("%w: verify the audit log: %w", ErrUnreachable, err)
 }

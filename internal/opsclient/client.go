@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/baldurfleet/baldur/internal/domain"
+	"github.com/baldurfleet/baldur/internal/store"
 	"github.com/baldurfleet/baldur/internal/topology"
 )
 
@@ -22,7 +23,7 @@ const DefaultApplyTimeout = 5 * time.Second
 // (*store.Store).
 type AuditStore interface {
 	ListAudit(ctx context.Context, subject string, afterSeq int64, limit int) ([]domain.AuditRecord, error)
-	VerifyAuditChain(ctx context.Context) error
+	VerifyAuditChain(ctx context.Context, anchors *domain.AuditAnchors) (store.AuditReport, error)
 }
 
 // Client is an operator's client of one fleet. It is safe for concurrent use.

@@ -249,7 +249,10 @@ func TestDLQCallsAndTypedErrors(t *testing.T) {
 	recs, err := ac.AuditList(ctx, opsclient.AuditQuery{})
 	require.NoError(t, err)
 	require.NotEmpty(t, recs)
-	require.NoError(t, ac.AuditVerify(ctx))
+	v, err := ac.AuditVerify(ctx)
+	require.NoError(t, err)
+	require.Positive(t, v.Records)
+	require.Equal(t, v.LastSeq, v.AnchoredSeq, "every record's head is anchored in BALDUR_AUDIT")
 
 	_, err = c.AuditList(ctx, opsclient.AuditQuery{})
 	require.ErrorIs(t, err, opsclient.ErrNoDatabase)

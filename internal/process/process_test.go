@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -171,4 +173,33 @@ func TestConnectUnreachable(t *testing.T) {
 	require.NotContains(t, err.Error(), "\n")
 	require.True(t, strings.Contains(err.Error(), addr), err.Error())
 	require.False(t, errors.Is(err, process.ErrInvalidConfig))
+}
+
+func TestLoadAuditKey(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	good := filepath.Join(dir, "audit.key")
+	require.NoError(t, os.WriteFile(good, []byte("0123456789abcdef0123456789abcdef\n"), 0o600))
+	short := filepath.Join(dir, "short.key")
+	require.NoError(t, os.WriteFile(short, []byte("too short"), 0o600))
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+	k, err := process.LoadAuditKey(good, env(nil))
+	require.NoError(t, err)
+	require.Equal(t, "0123456789abcdef0123456789abcdef", string(k))
+	k, err = process.LoadAuditKey("", env(map[string]string{process.EnvAuditKey: "fedcba9876543210fedcba9876543210"}))
+	require.NoError(t, err)
+	require.Equal(t, "fedcba9876543210fedcba9876543210", string(k))
+
+	_, err = process.LoadAuditKey("", env(nil))
+	require.ErrorIs(t, err, process.ErrNoAuditKey)
+	require.ErrorContains(t, err, "--audit-key-file ($BALDUR_AUDIT_KEY_FILE)")
+	_, err = process.LoadAuditKey(short, env(nil))
+	require.ErrorIs(t, err, process.ErrInvalidConfig)
+	require.ErrorContains(t, err, "want at least 32")
+	require.NotContains(t, err.Error(), "too short", "the key is never printed")
+	_, err = process.LoadAuditKey(filepath.Join(dir, "missing"), env(nil))
+	require.ErrorIs(t, err, process.ErrInvalidConfig)
+	_, err = process.LoadAuditKey("", env(map[string]string{process.EnvAuditKey: "short"}))
+	require.ErrorIs(t, err, process.ErrInvalidConfig)
 }

@@ -19,15 +19,19 @@ import (
 // their own (store.AuditDLQRequeue, ...), written by the store in the
 // transaction that applies them.
 const (
-	// AuditActionBreakerPrefix prefixes the action of a manual breaker
-	// transition: "breaker." + the transition's event (opened, half_opened,
-	// closed, mode_changed), and of an archived cell breaker:
+	// AuditActionBreakerPrefix prefixes the action of a breaker transition,
+	// automatic or manual: "breaker." + the transition's event (opened,
+	// half_opened, closed, mode_changed), and of an archived breaker:
 	// "breaker.archived". The subject is "breaker:<svc>".
 	AuditActionBreakerPrefix = "breaker."
 	// AuditActionGovernancePrefix prefixes the action of a governance change:
 	// "governance." + the key (kill_switch, emergency_level, error_budget).
 	// The subject is "governance:<key>".
 	AuditActionGovernancePrefix = "governance."
+	// AuditActionKillSwitchOverride is the action of a manual transition
+	// applied while the kill switch was on, through override_kill_switch:
+	// the details name the transition ("event") as for breaker.<event>.
+	AuditActionKillSwitchOverride = "breaker.kill_switch_override"
 	// AuditActionReplayBlocked is the action of a replay that governance
 	// blocked. The subject is "replay:<svc>". The engine appends it under the
 	// blocked event's ce-id when it blocks, so the consumer's copy is the
@@ -61,8 +65,6 @@ type AuditStore interface {
 	// AppendAuditEvent appends the record of the event with ce-id eventID
 	// once; a redelivered event's record is returned with appended false.
 	AppendAuditEvent(ctx context.Context, eventID string, r domain.AuditRecord) (domain.AuditRecord, bool, error)
-	// VerifyAuditChain verifies the whole audit log's hash chain.
-	VerifyAuditChain(ctx context.Context) error
 }
 
 // AuditOptions configures an Audit. The zero value is usable.
@@ -86,9 +88,11 @@ type AuditOptions struct {
 }
 
 // Audit is the audit consumer: it persists every audit-worthy event of
-// BALDUR_EVENTS into the hash-chained audit log — manual breaker transitions
-// (trigger manual, with their actor and reason; a kill-switch override is one
-// of them), archived cell breakers, governance changes and replay blocks. Each event is appended
+// BALDUR_EVENTS into the hash-chained audit log — every breaker transition,
+// automatic ones included (actor: the breaker-worker that folded it), manual
+// ones with their actor and reason, a manual one applied through the kill
+// switch as breaker.kill_switch_override; archived breakers, governance
+// changes and replay blocks. Each event is appended
 // exactly once: its message is acked only after the append commits, and a
 // redelivered event finds its record by ce-id instead of writing a second.
 // Every replay-worker runs one on the shared durable consumer
@@ -168,13 +172,6 @@ func (a *Audit) Stop(ctx context.Context) error {
 		cancel()
 		return fmt.Errorf("replay: stop the audit consumer: %w", ctx.Err())
 	}
-}
-
-// VerifyAudit verifies the audit log's hash chain: nil when it is intact, an
-// error wrapping domain.ErrAuditChainBroken (a *domain.AuditChainError that
-// names the first bad seq) when a row was modified, deleted or forged.
-func (a *Audit) VerifyAudit(ctx context.Context) error {
-	return a.store.VerifyAuditChain(ctx)
 }
 
 // handle records one event and acks it, or leaves it for redelivery when the
@@ -261,8 +258,8 @@ func clipReason(s string) string {
 }
 
 // AuditRecordFor returns the audit record of a decoded event, and false when
-// the event is not audit-worthy (a transition the breaker took by itself,
-// replay results other than blocks). The actor is the event's; an event that
+// the event is not audit-worthy (replay results other than blocks, rejected
+// inputs, dead-letter events). The actor is the event's; an event that
 // names none is attributed to its ce-source, or to "baldur". An error means
 // the event's details cannot be encoded.
 func AuditRecordFor(m events.Message) (domain.AuditRecord, bool, error) {
@@ -281,17 +278,23 @@ func AuditRecordFor(m events.Message) (domain.AuditRecord, bool, error) {
 	)
 	switch ev := m.Payload.(type) {
 	case events.TransitionEvent:
-		if ev.Trigger != domain.TriggerManual {
-			return domain.AuditRecord{}, false, nil
+		action := AuditActionBreakerPrefix + string(ev.Event())
+		if ev.KillSwitchOverride {
+			action = AuditActionKillSwitchOverride
 		}
 		rec = domain.AuditRecord{
-			At: ev.At, Actor: actor(ev.Actor), Action: AuditActionBreakerPrefix + string(ev.Event()),
+			At: ev.At, Actor: actor(ev.Actor), Action: action,
 			Subject: "breaker:" + ev.Service, Reason: ev.Reason,
 		}
-		details = map[string]any{
-			"service": ev.Service, "from": ev.From, "to": ev.To, "from_mode": ev.FromMode, "mode": ev.Mode,
+		d := map[string]any{
+			"service": ev.Service, "event": ev.Event(), "from": ev.From, "to": ev.To, "from_mode": ev.FromMode, "mode": ev.Mode,
 			"trigger": ev.Trigger, "trigger_replay": ev.TriggerReplay, "generation": ev.Generation,
+			"window": ev.Window,
 		}
+		if ev.KillSwitchOverride {
+			d["kill_switch_override"] = true
+		}
+		details = d
 	case events.ArchivedEvent:
 		rec = domain.AuditRecord{
 			At: ev.At, Actor: actor(ev.Actor), Action: AuditActionBreakerPrefix + string(events.BreakerArchived),

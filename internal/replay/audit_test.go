@@ -49,7 +49,7 @@ func auditSetup(t *testing.T) *auditEnv {
 	rc, err := topology.EnsureReplay(ctx, n.JS, topology.Config{})
 	require.NoError(t, err)
 	pool := testenv.Postgres(t)
-	env := &auditEnv{js: n.JS, nc: n.Conn, store: store.New(pool), pool: pool, handled: make(chan auditHandled, 64)}
+	env := &auditEnv{js: n.JS, nc: n.Conn, store: store.New(pool, store.WithAuditKey(testenv.AuditKey)), pool: pool, handled: make(chan auditHandled, 64)}
 	env.audit = auditStart(t, env, rc.Audit)
 	return env
 }
@@ -114,10 +114,14 @@ func auditPublishAll(t *testing.T, env *auditEnv) int {
 	// A manual transition: audited.
 	manual := auditTransition("payments", 1, domain.TriggerManual, "oncall-sre", "vendor maintenance")
 	env.publish(t, auditTransitionSubject(t, manual), events.NewTransitionEnvelope("node-1", manual), manual)
-	// An automatic transition: not audited.
-	auto := auditTransition("payments", 2, domain.TriggerAuto, "", "")
-	auto.Mode = domain.ModeAuto
+	// An automatic transition: audited, by the worker that folded it.
+	auto := auditTransition("payments", 2, domain.TriggerRecoveryTimeout, "", "")
+	auto.From, auto.To, auto.FromMode, auto.Mode = domain.StateOpen, domain.StateHalfOpen, domain.ModeAuto, domain.ModeAuto
 	env.publish(t, auditTransitionSubject(t, auto), events.NewTransitionEnvelope("node-1", auto), auto)
+	// A manual transition through the kill switch: audited as an override.
+	override := auditTransition("ledger", 3, domain.TriggerManual, "oncall-sre", "INC-4711: ledger must stop")
+	override.KillSwitchOverride = true
+	env.publish(t, auditTransitionSubject(t, override), events.NewTransitionEnvelope("node-1", override), override)
 	// A governance change: audited.
 	gov := events.GovernanceChange{
 		Key: events.GovernanceKillSwitch, New: json.RawMessage(`{"active": true, "actor": "ic", "reason": "INC-1"}`),
@@ -138,8 +142,12 @@ func auditPublishAll(t *testing.T, env *auditEnv) int {
 	subj, err = events.ReplayEventSubject("payments", events.ReplayBlocked)
 	require.NoError(t, err)
 	env.publish(t, subj, events.NewEnvelopeRandomID(events.TypeReplayBlocked, "replay-1", auditT0), blocked)
-	return 4
+	return auditEvents
 }
+
+// auditEvents is how many events auditPublishAll publishes, every one
+// audit-worthy.
+const auditEvents = 6
 
 func TestAuditRecordsEachAuditWorthyEventOnce(t *testing.T) {
 	t.Parallel()
@@ -148,7 +156,7 @@ func TestAuditRecordsEachAuditWorthyEventOnce(t *testing.T) {
 	want := auditPublishAll(t, env)
 
 	var got []domain.AuditRecord
-	for range 5 {
+	for range auditEvents {
 		h := env.next(t)
 		if h.ok {
 			require.True(t, h.appended)
@@ -159,7 +167,7 @@ func TestAuditRecordsEachAuditWorthyEventOnce(t *testing.T) {
 
 	recs, err := env.store.ListAudit(ctx, "", 0, 100)
 	require.NoError(t, err)
-	require.Len(t, recs, want, "one row per audit-worthy event, none for the automatic transition")
+	require.Len(t, recs, want, "one row per audit-worthy event")
 	bySubject := map[string]domain.AuditRecord{}
 	for _, r := range recs {
 		bySubject[r.Action] = r
@@ -168,6 +176,8 @@ func TestAuditRecordsEachAuditWorthyEventOnce(t *testing.T) {
 		action, subject, actor, reason string
 	}{
 		{"breaker.opened", "breaker:payments", "oncall-sre", "vendor maintenance"},
+		{"breaker.half_opened", "breaker:payments", "node-1", ""},
+		{"breaker.kill_switch_override", "breaker:ledger", "oncall-sre", "INC-4711: ledger must stop"},
 		{"governance.kill_switch", "governance:kill_switch", "incident-commander", "INC-4711"},
 		{"governance.error_budget", "governance:error_budget", "watchdog-1", ""},
 		{"replay.blocked", "replay:payments", "replay-1", "emergency level 2 blocks replay"},
@@ -182,7 +192,7 @@ func TestAuditRecordsEachAuditWorthyEventOnce(t *testing.T) {
 			require.NotEmpty(t, r.Details)
 		})
 	}
-	require.NoError(t, env.audit.VerifyAudit(ctx))
+	require.NoError(t, env.verify(ctx))
 }
 
 func TestAuditRedeliveryDoesNotDuplicate(t *testing.T) {
@@ -190,7 +200,7 @@ func TestAuditRedeliveryDoesNotDuplicate(t *testing.T) {
 	env := auditSetup(t)
 	ctx := t.Context()
 	want := auditPublishAll(t, env)
-	for range 5 {
+	for range auditEvents {
 		env.next(t)
 	}
 
@@ -201,7 +211,7 @@ func TestAuditRedeliveryDoesNotDuplicate(t *testing.T) {
 	again, err := env.js.CreateConsumer(ctx, topology.StreamEvents, cfg)
 	require.NoError(t, err)
 	auditStart(t, env, again)
-	for range 5 {
+	for range auditEvents {
 		h := env.next(t)
 		if h.ok {
 			require.False(t, h.appended, "redelivered event %s appended again", h.rec.Action)
@@ -210,7 +220,7 @@ func TestAuditRedeliveryDoesNotDuplicate(t *testing.T) {
 	recs, err := env.store.ListAudit(ctx, "", 0, 100)
 	require.NoError(t, err)
 	require.Len(t, recs, want)
-	require.NoError(t, env.audit.VerifyAudit(ctx))
+	require.NoError(t, env.verify(ctx))
 }
 
 func TestAuditDetectsTampering(t *testing.T) {
@@ -231,13 +241,13 @@ func TestAuditDetectsTampering(t *testing.T) {
 			env := auditSetup(t)
 			ctx := t.Context()
 			auditPublishAll(t, env)
-			for range 5 {
+			for range auditEvents {
 				env.next(t)
 			}
-			require.NoError(t, env.audit.VerifyAudit(ctx))
+			require.NoError(t, env.verify(ctx))
 			_, err := env.pool.Exec(ctx, tt.sql)
 			require.NoError(t, err)
-			err = env.audit.VerifyAudit(ctx)
+			err = env.verify(ctx)
 			require.ErrorIs(t, err, domain.ErrAuditChainBroken)
 		})
 	}
@@ -285,4 +295,10 @@ func TestAuditStopAndStart(t *testing.T) {
 	t.Parallel()
 	a := replay.NewAudit(nil, nil, replay.AuditOptions{})
 	require.ErrorIs(t, a.Stop(t.Context()), replay.ErrAuditNotStarted)
+}
+
+// verify verifies the audit log the consumer wrote.
+func (e *auditEnv) verify(ctx context.Context) error {
+	_, err := e.store.VerifyAuditChain(ctx, nil)
+	return err
 }

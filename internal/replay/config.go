@@ -29,6 +29,30 @@ const (
 	DefaultIngestMaxBackoff = 5 * time.Second
 	// DefaultIngestInsertTimeout bounds one attempt to insert a batch.
 	DefaultIngestInsertTimeout = 15 * time.Second
+	// DefaultMaxPendingPerService bounds the live entries of one service in
+	// PostgreSQL (IngestConfig.MaxPendingPerService): about 1.5 GiB of
+	// typical 1.5 KiB dead letters.
+	DefaultMaxPendingPerService = 1_000_000
+	// UnboundedPending as IngestConfig.MaxPendingPerService turns the bound
+	// off.
+	UnboundedPending = -1
+	// DefaultPendingRecount is the least time between two exact counts of a
+	// service's live entries while it is at its bound
+	// (IngestConfig.PendingRecount).
+	DefaultPendingRecount = time.Second
+	// MaxPendingRecountAge is the oldest exact count of a service's live
+	// entries the ingest trusts, however far from the bound: past it the
+	// service is counted again, which catches entries stored by a path that
+	// does not keep the count (an older release during a rolling upgrade).
+	MaxPendingRecountAge = 10 * time.Minute
+)
+
+// The replay-worker's flag and environment variable that set
+// IngestConfig.MaxPendingPerService; the reason of a backlog_full rejection
+// names them.
+const (
+	FlagMaxPendingPerService = "ingest-max-pending-per-service"
+	EnvMaxPendingPerService  = "BALDUR_INGEST_MAX_PENDING_PER_SERVICE"
 )
 
 // DefaultShutdownTimeout bounds a graceful stop of a Worker when the caller's
@@ -52,6 +76,22 @@ type IngestConfig struct {
 	MaxBackoff time.Duration
 	// InsertTimeout bounds one attempt to insert a batch.
 	InsertTimeout time.Duration
+	// MaxPendingPerService bounds the live entries (pending, replaying,
+	// requires_review, reviewing) of one service in PostgreSQL. A dead
+	// letter of a service at its bound is not stored: it is published to
+	// baldur.event.rejected.dlq with code backlog_full, then terminated, and
+	// counted in IngestStats.BacklogFull. Other services' dead letters, in
+	// the same batch or not, are not affected, nor are the entries already
+	// stored. Several writers inserting for the same service at once may
+	// pass the bound by up to one batch each (see Ingest).
+	// DefaultMaxPendingPerService when 0; UnboundedPending turns the bound
+	// off.
+	MaxPendingPerService int64
+	// PendingRecount is the least time between two exact counts of a
+	// service's live entries while the estimate says the service is at its
+	// bound: the longest a service that made room may still see its dead
+	// letters refused. DefaultPendingRecount when 0.
+	PendingRecount time.Duration
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -74,6 +114,12 @@ func (c IngestConfig) WithDefaults() IngestConfig {
 	if c.InsertTimeout == 0 {
 		c.InsertTimeout = DefaultIngestInsertTimeout
 	}
+	if c.MaxPendingPerService == 0 {
+		c.MaxPendingPerService = DefaultMaxPendingPerService
+	}
+	if c.PendingRecount == 0 {
+		c.PendingRecount = DefaultPendingRecount
+	}
 	return c
 }
 
@@ -95,6 +141,12 @@ func (c IngestConfig) Validate() error {
 	}
 	if c.InsertTimeout < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("ingest insert timeout %s must be at least 100ms", c.InsertTimeout))
+	}
+	if c.MaxPendingPerService < 1 && c.MaxPendingPerService != UnboundedPending {
+		errs = append(errs, fmt.Errorf("ingest max pending per service %d must be at least 1, or %d for no bound", c.MaxPendingPerService, UnboundedPending))
+	}
+	if c.PendingRecount < time.Millisecond || c.PendingRecount > MaxPendingRecountAge {
+		errs = append(errs, fmt.Errorf("ingest pending recount %s must be between 1ms and %s", c.PendingRecount, MaxPendingRecountAge))
 	}
 	if len(errs) == 0 {
 		return nil

@@ -44,7 +44,7 @@ func engineBenchEntries(svc string, n int) []domain.DLQEntry {
 // of BenchmarkRawClaimResolve, its anchor in the same run).
 func BenchmarkReplayEndToEnd(b *testing.B) {
 	nenv := testenv.NATS(b)
-	st := store.New(testenv.Postgres(b))
+	st := store.New(testenv.Postgres(b), store.WithAuditKey(testenv.AuditKey))
 	_, err := topology.Ensure(b.Context(), nenv.JS, topology.Config{Storage: jetstream.MemoryStorage})
 	require.NoError(b, err)
 	svcConn := nenv.Connect(b)
@@ -85,7 +85,7 @@ func BenchmarkReplayEndToEnd(b *testing.B) {
 // time and marked replayed in SQL only (the path of
 // store.BenchmarkClaimAndComplete), under one lease per backlog.
 func BenchmarkRawClaimResolve(b *testing.B) {
-	st := store.New(testenv.Postgres(b))
+	st := store.New(testenv.Postgres(b), store.WithAuditKey(testenv.AuditKey))
 	ctx := b.Context()
 	rows := 0
 	b.ResetTimer()

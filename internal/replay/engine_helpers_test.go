@@ -196,7 +196,7 @@ func (env *engineEnv) newStorePool(t *testing.T) (*store.Store, *pgxpool.Pool) {
 	pool, err := pgxpool.New(t.Context(), env.dbURL)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	return store.New(pool, store.WithClock(env.clock.Now)), pool
+	return store.New(pool, store.WithClock(env.clock.Now), store.WithAuditKey(testenv.AuditKey)), pool
 }
 
 // engine returns an engine of node on its own connection.

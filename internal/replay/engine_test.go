@@ -226,7 +226,8 @@ func TestGovernanceBlocksReplayAndSaysSo(t *testing.T) {
 			require.Len(t, recs, 1)
 			require.Equal(t, replay.AuditActionReplayBlocked, recs[0].Action)
 			require.Equal(t, res.GovernanceBlockReason, recs[0].Reason)
-			require.NoError(t, env.store.VerifyAuditChain(ctx))
+			_, err = env.store.VerifyAuditChain(ctx, nil)
+			require.NoError(t, err)
 		})
 	}
 }

@@ -27,12 +27,31 @@ var (
 	ErrIngestRunning = errors.New("replay: ingest already started")
 	// ErrIngestDeps reports a missing dependency of NewIngest.
 	ErrIngestDeps = errors.New("replay: ingest is missing a dependency")
+	// ErrBacklogFull is the cause of a dead letter refused because its
+	// service has IngestConfig.MaxPendingPerService live entries in
+	// PostgreSQL; its rejected event has code CodeBacklogFull.
+	ErrBacklogFull = errors.New("replay: dead-letter backlog full")
 )
 
-// Inserter is the part of the store Ingest writes through: a batched,
-// idempotent insert of new dead letters (store.Store.InsertEntries).
+// CodeBacklogFull is the code of the rejected event of a dead letter refused
+// because its service is at IngestConfig.MaxPendingPerService.
+const CodeBacklogFull = "backlog_full"
+
+// Inserter is the part of the store Ingest writes through (store.Store has
+// it): a batched, idempotent insert of new dead letters, and what the
+// per-service bound on live entries reads.
 type Inserter interface {
+	// InsertEntries inserts new entries, skipping duplicates, and adds the
+	// entries inserted to their services' live counts.
 	InsertEntries(ctx context.Context, entries []domain.DLQEntry) (store.InsertResult, error)
+	// LiveCounts returns the services' estimated live counts, absent for a
+	// service without one.
+	LiveCounts(ctx context.Context, services []string) (map[string]store.LiveCount, error)
+	// RecountLive counts the services' live entries exactly, at now.
+	RecountLive(ctx context.Context, services []string, now time.Time) (map[string]int64, error)
+	// StoredEntries returns the ids of the entries InsertEntries would skip
+	// as duplicates of stored ones.
+	StoredEntries(ctx context.Context, entries []domain.DLQEntry) ([]string, error)
 }
 
 // IngestDeps are the dependencies of an Ingest.
@@ -63,6 +82,11 @@ type IngestStats struct {
 	// Rejected is the number of malformed dead letters terminated and
 	// published to baldur.event.rejected.dlq.
 	Rejected uint64
+	// BacklogFull is the number of dead letters terminated and published to
+	// baldur.event.rejected.dlq with code backlog_full because their service
+	// had IngestConfig.MaxPendingPerService live entries in PostgreSQL. Not
+	// counted in Rejected.
+	BacklogFull uint64
 	// StoreErrors is the number of failed attempts to insert a batch.
 	StoreErrors uint64
 	// Paused reports that the last attempt to insert a batch failed: ingest
@@ -80,7 +104,19 @@ type IngestStats struct {
 //
 // A malformed dead letter is published to baldur.event.rejected.dlq with the
 // reason, then terminated, so that it is neither redelivered nor silently
-// dropped. While PostgreSQL fails, Ingest keeps the batches it holds (telling
+// dropped. So is a dead letter whose service has
+// IngestConfig.MaxPendingPerService live entries in PostgreSQL (code
+// backlog_full): before each batch is inserted, Ingest reads the estimated
+// live count of every service in it (one query; an exact recount only for a
+// service at its bound, at most every IngestConfig.PendingRecount, and for a
+// service whose count is unknown or older than MaxPendingRecountAge) and
+// keeps of each service only the dead letters it has room for, in stream
+// order. The others are looked up (one query): those already stored, a
+// redelivery, are acked as duplicates, the rest refused. Two writers that
+// read a service's count at the same time both admit up to its room, so the
+// bound may be passed by up to one batch per other writer inserting for
+// that service at that moment (IngestConfig.Writers per replay-worker).
+// While PostgreSQL fails, Ingest keeps the batches it holds (telling
 // the server it is still working on them), stops fetching, and retries with
 // exponential backoff: nothing is acked, so nothing is lost. Any number of
 // replay-workers may run an Ingest on the same consumer; each message goes to
@@ -102,8 +138,8 @@ type Ingest struct {
 	// the consumer's ack wait.
 	refresh time.Duration
 
-	received, inserted, duplicates, rejected, storeErrors atomic.Uint64
-	paused                                                atomic.Bool
+	received, inserted, duplicates, rejected, backlogFull, storeErrors atomic.Uint64
+	paused                                                             atomic.Bool
 }
 
 // NewIngest returns an Ingest with cfg (zero fields take their defaults).
@@ -133,6 +169,7 @@ func (in *Ingest) Stats() IngestStats {
 		Inserted:    in.inserted.Load(),
 		Duplicates:  in.duplicates.Load(),
 		Rejected:    in.rejected.Load(),
+		BacklogFull: in.backlogFull.Load(),
 		StoreErrors: in.storeErrors.Load(),
 		Paused:      in.paused.Load(),
 	}
@@ -218,6 +255,32 @@ type ingestBatch struct {
 	// spans are the ingest spans of traced messages (nil for the others),
 	// parallel to msgs; empty when no message of the batch is traced.
 	spans []trace.Span
+	// bounded says that the entries left are within their services' bound
+	// (Ingest.bound ran).
+	bounded bool
+}
+
+// keep leaves in b the messages, entries and spans i for which keep[i] (the
+// spans of the others must have been ended).
+func (b *ingestBatch) keep(keep []bool) {
+	var spans []trace.Span
+	n := 0
+	for i := range b.msgs {
+		if !keep[i] {
+			continue
+		}
+		if i < len(b.spans) && b.spans[i] != nil {
+			for len(spans) < n {
+				spans = append(spans, nil)
+			}
+			spans = append(spans, b.spans[i])
+		}
+		b.msgs[n], b.entries[n] = b.msgs[i], b.entries[i]
+		n++
+	}
+	clear(b.msgs[n:])
+	clear(b.entries[n:])
+	b.msgs, b.entries, b.spans = b.msgs[:n], b.entries[:n], spans
 }
 
 // fetch fetches batches until fetchCtx ends and hands them to the writers.
@@ -317,16 +380,19 @@ var rejectNamespace = uuid.MustParse("0b6f3c1e-8f5a-4c2d-9e71-5a4d3b2c1f80")
 // event cannot be published, msg is handed back for a later redelivery
 // instead: a malformed dead letter is never dropped silently.
 func (in *Ingest) reject(ctx context.Context, msg jetstream.Msg, cause error) {
-	now := in.now()
-	r := events.NewRejected(msg.Subject(), msg.Headers(), len(msg.Data()), cause, now)
+	out, r, err := in.rejectedMsg(msg, events.ErrorCode(cause), cause)
 	log := in.log.With(slog.String("subject", r.Subject), slog.String("ce_id", r.CEID), slog.String("code", r.Code))
-	id := uuid.NewSHA1(rejectNamespace, []byte(msg.Subject()+"\x00"+r.CEID+"\x00"+streamSeq(msg)))
-	err := in.publishRejected(ctx, r, events.NewEnvelope(events.TypeRejected, id, in.nodeID, now))
+	if err == nil {
+		pctx, cancel := context.WithTimeout(ctx, in.cfg.InsertTimeout)
+		_, err = in.js.PublishMsg(pctx, out)
+		cancel()
+	}
 	if err != nil {
 		log.LogAttrs(ctx, slog.LevelWarn, "publish rejected dead letter failed; will retry on redelivery", slog.Any("error", err))
 		_ = msg.NakWithDelay(in.cfg.MaxBackoff)
 		return
 	}
+	countRejected(ctx, r.Kind)
 	if err := msg.TermWithReason(r.Code + ": " + r.Reason); err != nil {
 		log.LogAttrs(ctx, slog.LevelWarn, "terminate rejected dead letter failed", slog.Any("error", err))
 	}
@@ -334,21 +400,181 @@ func (in *Ingest) reject(ctx context.Context, msg jetstream.Msg, cause error) {
 	log.LogAttrs(ctx, slog.LevelInfo, "rejected dead letter", slog.String("reason", r.Reason))
 }
 
-func (in *Ingest) publishRejected(ctx context.Context, r events.Rejected, env events.Envelope) error {
+// rejectedMsg returns the rejected event of msg with code and its message
+// for BALDUR_EVENTS.
+func (in *Ingest) rejectedMsg(msg jetstream.Msg, code string, cause error) (*nats.Msg, events.Rejected, error) {
+	now := in.now()
+	r := events.NewRejected(msg.Subject(), msg.Headers(), len(msg.Data()), cause, now)
+	r.Code = code
+	id := uuid.NewSHA1(rejectNamespace, []byte(msg.Subject()+"\x00"+r.CEID+"\x00"+streamSeq(msg)))
 	subj, err := events.RejectedSubject(r.Kind)
 	if err != nil {
-		return err
+		return nil, r, err
 	}
-	out, err := events.NewMsg(subj, env, r)
-	if err != nil {
-		return err
-	}
+	out, err := events.NewMsg(subj, events.NewEnvelope(events.TypeRejected, id, in.nodeID, now), r)
+	return out, r, err
+}
+
+// refusal is a dead letter refused at the bound, and why.
+type refusal struct {
+	msg   jetstream.Msg
+	cause error
+}
+
+// refuseChunk bounds the rejected events refuseBacklog has in flight at once.
+const refuseChunk = 256
+
+// refuseBacklog publishes the rejected events (code CodeBacklogFull) of
+// refused, asynchronously so that a service flooding at its bound costs one
+// round trip per chunk rather than per dead letter, then terminates each
+// dead letter whose event was stored. A dead letter whose event could not be
+// published is handed back for a later redelivery, never dropped silently.
+func (in *Ingest) refuseBacklog(ctx context.Context, refused []refusal) {
 	ctx, cancel := context.WithTimeout(ctx, in.cfg.InsertTimeout)
 	defer cancel()
-	if _, err = in.js.PublishMsg(ctx, out); err != nil {
-		return err
+	for start := 0; start < len(refused); start += refuseChunk {
+		chunk := refused[start:min(start+refuseChunk, len(refused))]
+		futures := make([]jetstream.PubAckFuture, len(chunk))
+		rs := make([]events.Rejected, len(chunk))
+		errs := make([]error, len(chunk))
+		for i, f := range chunk {
+			var out *nats.Msg
+			out, rs[i], errs[i] = in.rejectedMsg(f.msg, CodeBacklogFull, f.cause)
+			if errs[i] == nil {
+				futures[i], errs[i] = in.js.PublishMsgAsync(out)
+			}
+		}
+		for i, f := range chunk {
+			if errs[i] == nil {
+				select {
+				case <-futures[i].Ok():
+				case errs[i] = <-futures[i].Err():
+				case <-ctx.Done():
+					errs[i] = ctx.Err()
+				}
+			}
+			if errs[i] != nil {
+				in.log.LogAttrs(ctx, slog.LevelWarn, "publish rejected dead letter failed; will retry on redelivery",
+					slog.String("subject", rs[i].Subject), slog.String("ce_id", rs[i].CEID), slog.String("code", CodeBacklogFull),
+					slog.Any("error", errs[i]))
+				_ = f.msg.NakWithDelay(in.cfg.MaxBackoff)
+				continue
+			}
+			countRejected(ctx, rs[i].Kind)
+			if err := f.msg.TermWithReason(CodeBacklogFull + ": " + rs[i].Reason); err != nil {
+				in.log.LogAttrs(ctx, slog.LevelWarn, "terminate rejected dead letter failed",
+					slog.String("subject", rs[i].Subject), slog.String("ce_id", rs[i].CEID), slog.Any("error", err))
+			}
+			in.backlogFull.Add(1)
+		}
 	}
-	countRejected(ctx, r.Kind)
+}
+
+// bound applies IngestConfig.MaxPendingPerService to b. It keeps in b, in
+// stream order, the entries their services have room for; of the others it
+// acks those already stored (a redelivery: duplicates) and refuses the rest
+// (refuseBacklog). It returns the store's error, leaving b as it was, when
+// the counts or the lookup fail.
+func (in *Ingest) bound(ctx context.Context, b *ingestBatch) error {
+	limit := in.cfg.MaxPendingPerService
+	if limit == UnboundedPending {
+		b.bounded = true
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, in.cfg.InsertTimeout)
+	defer cancel()
+	want := make(map[string]int64)
+	var svcs []string
+	for _, e := range b.entries {
+		if want[e.Service] == 0 {
+			svcs = append(svcs, e.Service)
+		}
+		want[e.Service]++
+	}
+	counts, err := in.store.LiveCounts(sctx, svcs)
+	if err != nil {
+		return fmt.Errorf("read live counts: %w", err)
+	}
+	now := in.now()
+	var recount []string
+	for _, svc := range svcs {
+		c, ok := counts[svc]
+		age := now.Sub(c.RecountedAt)
+		if !ok || c.RecountedAt.IsZero() || age >= MaxPendingRecountAge ||
+			(c.Live+want[svc] > limit && age >= in.cfg.PendingRecount) {
+			recount = append(recount, svc)
+		}
+	}
+	if len(recount) > 0 {
+		exact, err := in.store.RecountLive(sctx, recount, now)
+		if err != nil {
+			return fmt.Errorf("recount live entries: %w", err)
+		}
+		for _, svc := range recount {
+			counts[svc] = store.LiveCount{Live: exact[svc], RecountedAt: now}
+		}
+	}
+
+	room := make(map[string]int64, len(svcs))
+	for _, svc := range svcs {
+		room[svc] = limit - counts[svc].Live
+	}
+	keep := make([]bool, len(b.entries))
+	var over []domain.DLQEntry
+	for i, e := range b.entries {
+		if room[e.Service] > 0 {
+			room[e.Service]--
+			keep[i] = true
+			continue
+		}
+		over = append(over, e)
+	}
+	if len(over) == 0 {
+		b.bounded = true
+		return nil
+	}
+	stored, err := in.store.StoredEntries(sctx, over)
+	if err != nil {
+		return fmt.Errorf("look up refused dead letters: %w", err)
+	}
+	dup := make(map[string]bool, len(stored))
+	for _, id := range stored {
+		dup[id] = true
+	}
+
+	var refused []refusal
+	perService := map[string]int{}
+	for i, e := range b.entries {
+		if keep[i] {
+			continue
+		}
+		var span trace.Span
+		if i < len(b.spans) {
+			span = b.spans[i]
+		}
+		if dup[e.ID] {
+			endSpans([]trace.Span{span}, nil)
+			in.duplicates.Add(1)
+			_ = b.msgs[i].Ack()
+			continue
+		}
+		cause := fmt.Errorf("%w: service %q has %d live dead letters in PostgreSQL, at its bound (--%s=%d, $%s): "+
+			"this one was not stored; replay, resolve or discard the service's entries, or raise the bound",
+			ErrBacklogFull, e.Service, counts[e.Service].Live, FlagMaxPendingPerService, limit, EnvMaxPendingPerService)
+		endSpans([]trace.Span{span}, cause)
+		refused = append(refused, refusal{msg: b.msgs[i], cause: cause})
+		perService[e.Service]++
+	}
+	b.keep(keep)
+	b.bounded = true
+	for _, svc := range svcs {
+		if n := perService[svc]; n > 0 {
+			in.log.LogAttrs(ctx, slog.LevelWarn, "dead letters refused: the service is at its bound of live entries in PostgreSQL",
+				slog.String("service", svc), slog.Int64("live", counts[svc].Live), slog.Int64("bound", limit),
+				slog.Int("refused", n), slog.String("code", CodeBacklogFull))
+		}
+	}
+	in.refuseBacklog(ctx, refused)
 	return nil
 }
 
@@ -372,13 +598,23 @@ func (in *Ingest) write(ctx context.Context, b *ingestBatch) {
 			nakAll(b.msgs)
 			return
 		}
-		ictx, cancel := context.WithTimeout(ctx, in.cfg.InsertTimeout)
-		res, err := in.store.InsertEntries(ictx, b.entries)
-		cancel()
+		var err error
+		if !b.bounded {
+			err = in.bound(ctx, b)
+		}
+		if err == nil && len(b.msgs) == 0 {
+			return // every dead letter of the batch was refused or a duplicate
+		}
+		var res store.InsertResult
 		if err == nil {
-			in.keepTraces(ctx, b, res)
-			in.commit(b.msgs, res)
-			return
+			ictx, cancel := context.WithTimeout(ctx, in.cfg.InsertTimeout)
+			res, err = in.store.InsertEntries(ictx, b.entries)
+			cancel()
+			if err == nil {
+				in.keepTraces(ctx, b, res)
+				in.commit(b.msgs, res)
+				return
+			}
 		}
 		if errors.Is(err, store.ErrInvalidEntry) {
 			// Decode accepted what the store refuses: find the culprits one
@@ -424,12 +660,18 @@ func (in *Ingest) write(ctx context.Context, b *ingestBatch) {
 
 // writeEach inserts b's entries one at a time, rejecting those the store
 // refuses as invalid; it goes back to write for an entry that fails
-// otherwise.
+// otherwise, and for every entry when b was not bounded yet.
 func (in *Ingest) writeEach(ctx context.Context, b *ingestBatch) {
 	for i, e := range b.entries {
-		one := &ingestBatch{msgs: b.msgs[i : i+1], entries: []domain.DLQEntry{e}}
+		one := &ingestBatch{msgs: b.msgs[i : i+1], entries: []domain.DLQEntry{e}, bounded: b.bounded}
 		if i < len(b.spans) {
 			one.spans = b.spans[i : i+1]
+		}
+		if !one.bounded {
+			// The bound could not be read for the batch: each entry is
+			// bounded on its own, or handed back.
+			in.write(ctx, one)
+			continue
 		}
 		ictx, cancel := context.WithTimeout(ctx, in.cfg.InsertTimeout)
 		res, err := in.store.InsertEntries(ictx, one.entries)

@@ -50,7 +50,7 @@ func TestIngestSurvivesPostgresRestart(t *testing.T) {
 
 	n := testenv.NATS(t)
 	ingestTopology(t, n.JS)
-	counted := newIngestCounter(store.New(pool))
+	counted := newIngestCounter(store.New(pool, store.WithAuditKey(testenv.AuditKey)))
 	in := ingestStart(t, replay.IngestConfig{Batch: 100, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, InsertTimeout: 2 * time.Second},
 		replay.IngestDeps{Store: counted, JS: n.JS, NodeID: "restart"})
 

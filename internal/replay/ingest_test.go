@@ -40,7 +40,7 @@ func newIngestEnv(t testing.TB) *ingestEnv {
 	t.Helper()
 	env := &ingestEnv{nats: testenv.NATS(t), pool: testenv.Postgres(t)}
 	ingestTopology(t, env.nats.JS)
-	env.store = store.New(env.pool)
+	env.store = store.New(env.pool, store.WithAuditKey(testenv.AuditKey))
 	env.counted = newIngestCounter(env.store)
 	return env
 }

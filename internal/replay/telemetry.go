@@ -138,7 +138,7 @@ func (w *Worker) RegisterMetrics(m metric.Meter) (metric.Registration, error) {
 	depth, err1 := m.Int64ObservableGauge("baldur.dlq.entries", metric.WithUnit("{entry}"),
 		metric.WithDescription("Dead-letter entries in PostgreSQL, by service and status."))
 	ingested, err2 := m.Int64ObservableCounter("baldur.dlq.ingested", metric.WithUnit("{message}"),
-		metric.WithDescription("Dead letters fetched by ingest, by outcome (inserted, duplicate, rejected)."))
+		metric.WithDescription("Dead letters fetched by ingest, by outcome (inserted, duplicate, rejected, backlog_full)."))
 	leases, err3 := m.Int64ObservableGauge("baldur.replay.leases.held", metric.WithUnit("{lease}"),
 		metric.WithDescription("Replay leases this worker holds: services it drains now."))
 	paused, err4 := m.Int64ObservableGauge("baldur.dlq.ingest.paused", metric.WithUnit("{state}"),
@@ -149,13 +149,14 @@ func (w *Worker) RegisterMetrics(m metric.Meter) (metric.Registration, error) {
 	outcome := func(v string) metric.ObserveOption {
 		return metric.WithAttributes(telemetry.AttrResult.String(v))
 	}
-	ins, dup, rej := outcome("inserted"), outcome("duplicate"), outcome("rejected")
+	ins, dup, rej, full := outcome("inserted"), outcome("duplicate"), outcome("rejected"), outcome(CodeBacklogFull)
 	return m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		if in := w.Ingest(); in != nil {
 			st := in.Stats()
 			o.ObserveInt64(ingested, int64(st.Inserted), ins)
 			o.ObserveInt64(ingested, int64(st.Duplicates), dup)
 			o.ObserveInt64(ingested, int64(st.Rejected), rej)
+			o.ObserveInt64(ingested, int64(st.BacklogFull), full)
 			p := int64(0)
 			if st.Paused {
 				p = 1

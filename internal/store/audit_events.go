@@ -25,6 +25,9 @@ func (s *Store) AppendAuditEvent(ctx context.Context, eventID string, r domain.A
 	if r.Actor == "" || r.Action == "" {
 		return domain.AuditRecord{}, false, fmt.Errorf("append audit record of event %s: %w: actor and action are required", id, ErrInvalidArgument)
 	}
+	if len(s.auditKey) == 0 {
+		return domain.AuditRecord{}, false, fmt.Errorf("append audit record of event %s: %w", id, ErrNoAuditKey)
+	}
 	eventID = id.String()
 	err = s.inTx(ctx, func(q *dbsqlc.Queries) error {
 		if r.At.IsZero() {
@@ -51,7 +54,7 @@ func (s *Store) AppendAuditEvent(ctx context.Context, eventID string, r domain.A
 			p := auditFromRow(last)
 			prev = &p
 		}
-		if rec, err = domain.ChainAuditRecord(prev, r); err != nil {
+		if rec, err = domain.ChainAuditRecord(s.auditKey, prev, r); err != nil {
 			return err
 		}
 		err = q.InsertAuditEventRecord(ctx, dbsqlc.InsertAuditEventRecordParams{
@@ -66,6 +69,9 @@ func (s *Store) AppendAuditEvent(ctx context.Context, eventID string, r domain.A
 	})
 	if err != nil {
 		return domain.AuditRecord{}, false, fmt.Errorf("append audit record %q of event %s: %w", r.Action, eventID, err)
+	}
+	if appended {
+		s.anchorAudit(ctx, rec)
 	}
 	return rec, appended, nil
 }

@@ -44,7 +44,7 @@ func TestAppendAuditEventOnce(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, appended)
 	require.EqualValues(t, 3, next.Seq)
-	require.NoError(t, s.VerifyAuditChain(ctx))
+	require.NoError(t, verifyErr(s.VerifyAuditChain(ctx, nil)))
 }
 
 func TestAppendAuditEventConcurrentRedelivery(t *testing.T) {

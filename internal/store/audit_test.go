@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,10 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/baldurfleet/baldur/internal/domain"
 	"github.com/baldurfleet/baldur/internal/store"
+	"github.com/baldurfleet/baldur/internal/testenv"
 )
 
 // appendN appends n records and returns them as stored.
@@ -37,7 +40,7 @@ func TestAuditAppendAndVerify(t *testing.T) {
 	t.Parallel()
 	s, _, _ := newStore(t)
 	ctx := t.Context()
-	require.NoError(t, s.VerifyAuditChain(ctx), "an empty log is intact")
+	require.NoError(t, verifyErr(s.VerifyAuditChain(ctx, nil)), "an empty log is intact")
 
 	recs := appendN(t, s, 5)
 	for i, r := range recs {
@@ -49,7 +52,7 @@ func TestAuditAppendAndVerify(t *testing.T) {
 			require.Equal(t, recs[i-1].Hash, r.PrevHash)
 		}
 	}
-	require.NoError(t, s.VerifyAuditChain(ctx))
+	require.NoError(t, verifyErr(s.VerifyAuditChain(ctx, nil)))
 
 	stored, err := s.ListAudit(ctx, "", 0, 100)
 	require.NoError(t, err)
@@ -94,11 +97,11 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 			t.Parallel()
 			s, pool, _ := newStore(t)
 			appendN(t, s, 5)
-			require.NoError(t, s.VerifyAuditChain(t.Context()))
+			require.NoError(t, verifyErr(s.VerifyAuditChain(t.Context(), nil)))
 			_, err := pool.Exec(t.Context(), tt.sql)
 			require.NoError(t, err)
 
-			err = s.VerifyAuditChain(t.Context())
+			err = verifyErr(s.VerifyAuditChain(t.Context(), nil))
 			require.ErrorIs(t, err, domain.ErrAuditChainBroken)
 			var chainErr *domain.AuditChainError
 			require.True(t, errors.As(err, &chainErr))
@@ -117,7 +120,7 @@ func TestAuditVerifyAcrossPages(t *testing.T) {
 	var prev *domain.AuditRecord
 	const n = 2500
 	for i := range n {
-		rec, err := domain.ChainAuditRecord(prev, domain.AuditRecord{At: t0, Actor: "a", Action: "x", Subject: "s"})
+		rec, err := domain.ChainAuditRecord(testenv.AuditKey, prev, domain.AuditRecord{At: t0, Actor: "a", Action: "x", Subject: "s"})
 		require.NoError(t, err)
 		_, err = pool.Exec(ctx, `INSERT INTO audit_log (seq, at, actor, action, subject, reason, details, prev_hash, hash)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
@@ -125,12 +128,12 @@ func TestAuditVerifyAcrossPages(t *testing.T) {
 		require.NoError(t, err, i)
 		prev = &rec
 	}
-	require.NoError(t, s.VerifyAuditChain(ctx))
+	require.NoError(t, verifyErr(s.VerifyAuditChain(ctx, nil)))
 
 	_, err := pool.Exec(ctx, `UPDATE audit_log SET actor = 'mallory' WHERE seq = 2100`)
 	require.NoError(t, err)
 	var chainErr *domain.AuditChainError
-	require.ErrorAs(t, s.VerifyAuditChain(ctx), &chainErr)
+	require.ErrorAs(t, verifyErr(s.VerifyAuditChain(ctx, nil)), &chainErr)
 	require.EqualValues(t, 2100, chainErr.Seq)
 }
 
@@ -161,5 +164,109 @@ func TestAuditConcurrentAppendsStayChained(t *testing.T) {
 	recs, err := s.ListAudit(ctx, "", 0, 1000)
 	require.NoError(t, err)
 	require.Len(t, recs, writers*each)
-	require.NoError(t, s.VerifyAuditChain(ctx))
+	require.NoError(t, verifyErr(s.VerifyAuditChain(ctx, nil)))
+}
+
+// recordingAnchor keeps the heads the store anchors.
+type recordingAnchor struct {
+	mu    sync.Mutex
+	heads []domain.AuditHead
+}
+
+func (a *recordingAnchor) AnchorAuditHead(_ context.Context, rec domain.AuditRecord) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.heads = append(a.heads, domain.AuditHead{Seq: rec.Seq, Hash: rec.Hash})
+}
+
+func (a *recordingAnchor) anchors() *domain.AuditAnchors {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out domain.AuditAnchors
+	for _, h := range a.heads {
+		out.Add(h)
+	}
+	return &out
+}
+
+func TestAuditNeedsAKey(t *testing.T) {
+	t.Parallel()
+	_, pool, _ := newStore(t)
+	s := store.New(pool)
+	_, err := s.AppendAudit(t.Context(), domain.AuditRecord{Actor: "a", Action: "x"})
+	require.ErrorIs(t, err, store.ErrNoAuditKey)
+	_, _, err = s.AppendAuditEvent(t.Context(), "6f1c1f3e-93a4-4d1a-9d0e-8d7c0b2f6a11", domain.AuditRecord{Actor: "a", Action: "x"})
+	require.ErrorIs(t, err, store.ErrNoAuditKey)
+	_, err = s.VerifyAuditChain(t.Context(), nil)
+	require.ErrorIs(t, err, store.ErrNoAuditKey)
+}
+
+// TestAuditAnchorsSeeWhatTheChainCannot: every commit anchors its head; a
+// cut tail and a log re-hashed with the key are caught by the anchors, a log
+// re-hashed without it by the key.
+func TestAuditAnchorsSeeWhatTheChainCannot(t *testing.T) {
+	t.Parallel()
+	rehash := func(t *testing.T, pool *pgxpool.Pool, key domain.AuditKey, from int64) {
+		t.Helper()
+		recs, err := store.New(pool, store.WithAuditKey(testenv.AuditKey)).ListAudit(t.Context(), "", 0, 100)
+		require.NoError(t, err)
+		prev := recs[from-2]
+		for _, r := range recs[from-1:] {
+			if r.Seq == from {
+				r.Reason = "nothing happened"
+			}
+			c, err := domain.ChainAuditRecord(key, &prev, r)
+			require.NoError(t, err)
+			_, err = pool.Exec(t.Context(), `UPDATE audit_log SET reason = $2, prev_hash = $3, hash = $4 WHERE seq = $1`,
+				c.Seq, c.Reason, c.PrevHash, c.Hash)
+			require.NoError(t, err)
+			prev = c
+		}
+	}
+	tests := []struct {
+		name    string
+		tamper  func(t *testing.T, pool *pgxpool.Pool)
+		seq     int64
+		problem domain.AuditProblem
+	}{
+		{"last three rows deleted", func(t *testing.T, pool *pgxpool.Pool) {
+			_, err := pool.Exec(t.Context(), `DELETE FROM audit_log WHERE seq > 5`)
+			require.NoError(t, err)
+		}, 6, domain.AuditCut},
+		{"every row deleted", func(t *testing.T, pool *pgxpool.Pool) {
+			_, err := pool.Exec(t.Context(), `DELETE FROM audit_log`)
+			require.NoError(t, err)
+		}, 1, domain.AuditCut},
+		{"a row edited, the rest re-hashed without the key", func(t *testing.T, pool *pgxpool.Pool) {
+			rehash(t, pool, domain.AuditKey("not the key, but 32 bytes or more"), 4)
+		}, 4, domain.AuditModified},
+		{"a row edited, the rest re-hashed with the key", func(t *testing.T, pool *pgxpool.Pool) {
+			rehash(t, pool, testenv.AuditKey, 4)
+		}, 4, domain.AuditRewritten},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			anchor := &recordingAnchor{}
+			s, pool, _ := newStore(t, store.WithAuditAnchor(anchor))
+			appendN(t, s, 8)
+			require.Len(t, anchor.heads, 8, "one head per committed record")
+			rep, err := s.VerifyAuditChain(t.Context(), anchor.anchors())
+			require.NoError(t, err)
+			require.Equal(t, store.AuditReport{Records: 8, LastSeq: 8, Anchors: 8, AnchoredSeq: 8}, rep)
+
+			tt.tamper(t, pool)
+			chainAlone := verifyErr(s.VerifyAuditChain(t.Context(), nil))
+			if tt.problem == domain.AuditModified {
+				require.Error(t, chainAlone, "the key sees a record re-hashed without it")
+			} else {
+				require.NoError(t, chainAlone, "the chain alone cannot see it")
+			}
+			_, err = s.VerifyAuditChain(t.Context(), anchor.anchors())
+			var chainErr *domain.AuditChainError
+			require.ErrorAs(t, err, &chainErr)
+			require.Equal(t, tt.seq, chainErr.Seq, chainErr.Error())
+			require.Equal(t, tt.problem, chainErr.Problem, chainErr.Error())
+		})
+	}
 }

@@ -34,4 +34,7 @@ var (
 	// ErrInvalidArgument reports an argument out of range (a limit, a TTL, a
 	// cursor, a holder name).
 	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrNoAuditKey reports an audit append or verification by a store
+	// given no audit key (WithAuditKey).
+	ErrNoAuditKey = errors.New("no audit key: the audit log is keyed; give the key file (--audit-key-file or $BALDUR_AUDIT_KEY_FILE) or $BALDUR_AUDIT_KEY")
 )

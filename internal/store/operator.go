@@ -97,7 +97,10 @@ func (s *Store) operatorChange(ctx context.Context, id string, to domain.DLQStat
 		return domain.DLQEntry{}, fmt.Errorf("%s: %w", op, ErrNotFound)
 	}
 	now := s.now()
-	var out domain.DLQEntry
+	var (
+		out domain.DLQEntry
+		rec domain.AuditRecord
+	)
 	err := s.inTx(ctx, func(q *dbsqlc.Queries) error {
 		cur, err := q.LockEntry(ctx, id)
 		if isNoRows(err) {
@@ -126,7 +129,7 @@ func (s *Store) operatorChange(ctx context.Context, id string, to domain.DLQStat
 		if err != nil {
 			return err
 		}
-		_, err = s.appendAudit(ctx, q, domain.AuditRecord{
+		rec, err = s.appendAudit(ctx, q, domain.AuditRecord{
 			At: now, Actor: c.Actor, Action: action, Subject: "dlq:" + id, Reason: c.Reason, Details: details,
 		})
 		return err
@@ -134,5 +137,6 @@ func (s *Store) operatorChange(ctx context.Context, id string, to domain.DLQStat
 	if err != nil {
 		return domain.DLQEntry{}, fmt.Errorf("%s: %w", op, err)
 	}
+	s.anchorAudit(ctx, rec)
 	return out, nil
 }

@@ -23,6 +23,8 @@ type Store struct {
 	now       func() time.Time
 	retention time.Duration
 	policy    domain.RetryPolicy
+	auditKey  domain.AuditKey
+	anchor    AuditAnchor
 }
 
 // Option configures a Store.
@@ -44,6 +46,19 @@ func WithRetention(d time.Duration) Option {
 // Default domain.DefaultRetryPolicy().
 func WithRetryPolicy(p domain.RetryPolicy) Option {
 	return func(s *Store) { s.policy = p }
+}
+
+// WithAuditKey sets the key the audit log is chained with (HMAC-SHA256).
+// Without it, appending an audit record (and so every operator change of a
+// dead letter) and verifying the log fail with ErrNoAuditKey.
+func WithAuditKey(k domain.AuditKey) Option {
+	return func(s *Store) { s.auditKey = k }
+}
+
+// WithAuditAnchor sets where the head of the audit log is anchored outside
+// PostgreSQL each time a record is committed.
+func WithAuditAnchor(a AuditAnchor) Option {
+	return func(s *Store) { s.anchor = a }
 }
 
 // New returns a Store over pool. The schema must have been migrated

@@ -56,7 +56,7 @@ func TestScenario(t *testing.T) {
 	t.Cleanup(func() { _ = bw.Stop(context.Background()) })
 
 	rw, err := replay.New(replay.Config{NodeID: "rw1"}.WithDefaults(), replay.Deps{
-		Store: store.New(pool), NC: env.Conn, JS: env.JS, View: replay.FleetView(view), Logger: discard,
+		Store: store.New(pool, store.WithAuditKey(testenv.AuditKey)), NC: env.Conn, JS: env.JS, View: replay.FleetView(view), Logger: discard,
 	})
 	require.NoError(t, err)
 	require.NoError(t, rw.Start(ctx))

@@ -119,3 +119,29 @@ func TestConfigRefusesBadLimits(t *testing.T) {
 	_, err = topology.Ensure(context.Background(), env.JS, topology.Config{DLQMaxPerService: -1})
 	require.ErrorIs(t, err, topology.ErrInvalidConfig)
 }
+
+// TestAuditStreamKeepsItsHeads: BALDUR_AUDIT refuses to delete a head or to
+// be purged, and refuses a message larger than a head.
+func TestAuditStreamKeepsItsHeads(t *testing.T) {
+	t.Parallel()
+	env := testenv.NATS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := topology.Ensure(ctx, env.JS, topology.Config{Partitions: 1})
+	require.NoError(t, err)
+	ack, err := env.JS.Publish(ctx, events.SubjectAuditHead, []byte(`{}`))
+	require.NoError(t, err)
+	s, err := env.JS.Stream(ctx, topology.StreamAudit)
+	require.NoError(t, err)
+	cfg := s.CachedInfo().Config
+	require.True(t, cfg.DenyDelete)
+	require.True(t, cfg.DenyPurge)
+	require.Equal(t, int64(topology.DefaultAuditMaxHeads), cfg.MaxMsgs)
+	require.Error(t, s.DeleteMsg(ctx, ack.Sequence), "a head cannot be deleted")
+	require.Error(t, s.Purge(ctx), "the stream cannot be purged")
+	_, err = env.JS.Publish(ctx, events.SubjectAuditHead, make([]byte, 2*topology.AuditMaxMsgSize))
+	require.ErrorContains(t, err, "message size exceeds maximum allowed")
+	info, err := s.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), info.State.Msgs)
+}

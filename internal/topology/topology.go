@@ -48,6 +48,10 @@ const (
 	// StreamEvents holds transitions, replay results, governance changes and
 	// rejected inputs.
 	StreamEvents = "BALDUR_EVENTS"
+	// StreamAudit anchors the audit log's head outside PostgreSQL: every
+	// writer of the log publishes (seq, hash) to it as it appends. Messages
+	// cannot be deleted and the stream cannot be purged.
+	StreamAudit = "BALDUR_AUDIT"
 
 	// BucketBreakers maps a service to its breaker state (domain.Breaker JSON).
 	BucketBreakers = "baldur_breakers"
@@ -94,6 +98,11 @@ const (
 	// refused ("maximum messages per subject exceeded") while other services
 	// are not affected.
 	DefaultDLQMaxPerService = 100_000
+	// DefaultAuditMaxHeads is how many audit heads BALDUR_AUDIT keeps (about
+	// 200 bytes each); beyond it the oldest go. Records older than the oldest
+	// head kept are still covered by the chain and its key, and a cut of the
+	// log's tail by the newest heads.
+	DefaultAuditMaxHeads = 1_000_000
 )
 
 // Message size limits of the streams: the contract's largest body of what
@@ -104,6 +113,7 @@ const (
 	InputMaxMsgSize  = max(events.MaxOutcomeBody, events.MaxCommandBody, events.MaxGovernanceBody) + HeaderAllowance
 	DLQMaxMsgSize    = events.MaxDeadLetterBody + HeaderAllowance
 	EventsMaxMsgSize = 128 << 10
+	AuditMaxMsgSize  = events.MaxAuditHeadBody + HeaderAllowance
 )
 
 // Config sizes the topology. The zero value means the defaults.
@@ -296,6 +306,24 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology,
 		MaxMsgSize:  EventsMaxMsgSize,
 		MaxBytes:    cfg.EventsMaxBytes,
 		Discard:     jetstream.DiscardOld,
+	}); err != nil {
+		return nil, err
+	}
+	if err := ensureStream(ctx, js, jetstream.StreamConfig{
+		Name:        StreamAudit,
+		Description: "The audit log's head (seq, hash), anchored outside PostgreSQL as the log advances",
+		Subjects:    slices.Clone(events.AuditSubjects),
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     cfg.Storage,
+		Replicas:    cfg.Replicas,
+		Duplicates:  DefaultDuplicateWindow,
+		MaxMsgSize:  AuditMaxMsgSize,
+		MaxMsgs:     DefaultAuditMaxHeads,
+		Discard:     jetstream.DiscardOld,
+		// No one removes a head: what a database writer cut, the heads
+		// still name.
+		DenyDelete: true,
+		DenyPurge:  true,
 	}); err != nil {
 		return nil, err
 	}

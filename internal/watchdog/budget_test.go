@@ -63,7 +63,7 @@ func TestErrorBudgetCrossesWarningAndBlockAndRecovers(t *testing.T) {
 	env := testenv.NATS(t)
 	top, err := topology.Ensure(ctx, env.JS, topology.Config{Partitions: 4, Storage: jetstream.MemoryStorage})
 	require.NoError(t, err)
-	st := store.New(testenv.Postgres(t))
+	st := store.New(testenv.Postgres(t), store.WithAuditKey(testenv.AuditKey))
 	view, err := fleetstate.Watch(ctx, env.JS)
 	require.NoError(t, err)
 	t.Cleanup(view.Stop)
@@ -172,7 +172,8 @@ func TestErrorBudgetCrossesWarningAndBlockAndRecovers(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, recs, 3)
 	require.Equal(t, "wd-1", recs[0].Actor)
-	require.NoError(t, st.VerifyAuditChain(ctx))
+	_, err = st.VerifyAuditChain(ctx, nil)
+	require.NoError(t, err)
 
 	// Turning the gate off.
 	off := 0.0

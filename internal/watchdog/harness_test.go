@@ -67,7 +67,7 @@ func newHarness(t *testing.T, leaseTTL time.Duration) *harness {
 	t.Cleanup(view.Stop)
 	clk := newClock()
 	return &harness{t: t, nats: env, js: env.JS, top: top, view: view, clk: clk,
-		store: store.New(testenv.Postgres(t), store.WithClock(clk.Now))}
+		store: store.New(testenv.Postgres(t), store.WithClock(clk.Now), store.WithAuditKey(testenv.AuditKey))}
 }
 
 // startBreakerWorker runs a real breaker-worker on the harness's clock.

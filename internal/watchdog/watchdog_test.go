@@ -271,7 +271,8 @@ func TestRescueExpireAndPurge(t *testing.T) {
 		_, err := h.store.Get(ctx, e.ID)
 		require.ErrorIs(t, err, store.ErrNotFound)
 	}
-	require.NoError(t, h.store.VerifyAuditChain(ctx))
+	_, err = h.store.VerifyAuditChain(ctx, nil)
+	require.NoError(t, err)
 	d := wd.Stats().Duties
 	for _, name := range []string{watchdog.DutyRescue, watchdog.DutyExpire, watchdog.DutyPurge, watchdog.DutySLA,
 		watchdog.DutyRecoveryTimeout, watchdog.DutyManualExpired, watchdog.DutyOverrideExpired, watchdog.DutyStuckHalfOpen} {

@@ -18,8 +18,11 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/baldurfleet/baldur/db"
+	"github.com/baldurfleet/baldur/internal/auditanchor"
+	"github.com/baldurfleet/baldur/internal/domain"
 	"github.com/baldurfleet/baldur/internal/fleetstate"
 	"github.com/baldurfleet/baldur/internal/process"
+	"github.com/baldurfleet/baldur/internal/store"
 	"github.com/baldurfleet/baldur/internal/telemetry"
 	"github.com/baldurfleet/baldur/internal/topology"
 )
@@ -82,6 +85,10 @@ type Options struct {
 	// StartTimeout bounds connecting, migrating and creating the topology;
 	// DefaultStartTimeout when zero.
 	StartTimeout time.Duration
+	// AuditKey is the key the audit log is chained with: required by the
+	// roles that write it (RoleReplay, RoleWatchdog); see
+	// process.LoadAuditKey.
+	AuditKey domain.AuditKey
 }
 
 // Resources are what a process's roles share. Fields Open did not open for
@@ -110,6 +117,11 @@ type Resources struct {
 	Rollups jetstream.Consumer
 	// View is the fleet-state view (breakers, configs, governance).
 	View *fleetstate.View
+	// Anchor publishes the audit log's head to BALDUR_AUDIT; nil unless a
+	// role writes the audit log.
+	Anchor *auditanchor.Publisher
+
+	auditKey domain.AuditKey
 
 	roles        []Role
 	startTimeout time.Duration
@@ -145,6 +157,10 @@ func Open(ctx context.Context, pc process.Config, opts Options) (_ *Resources, e
 	if needPG && pc.DatabaseURL == "" {
 		return nil, fmt.Errorf("%w: --database-url ($%s) is required", process.ErrInvalidConfig, process.EnvDatabaseURL)
 	}
+	if needPG && len(opts.AuditKey) < domain.MinAuditKeyLen {
+		_, err := process.LoadAuditKey("", func(string) string { return "" })
+		return nil, err
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -157,7 +173,7 @@ func Open(ctx context.Context, pc process.Config, opts Options) (_ *Resources, e
 	life, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r := &Resources{
 		Config: pc, Name: opts.Name, Log: opts.Logger, roles: slices.Clone(opts.Roles),
-		startTimeout: opts.StartTimeout, life: life, cancel: cancel,
+		startTimeout: opts.StartTimeout, life: life, cancel: cancel, auditKey: opts.AuditKey,
 	}
 	defer func() {
 		if err != nil {
@@ -196,6 +212,13 @@ func Open(ctx context.Context, pc process.Config, opts Options) (_ *Resources, e
 	if r.Topology, err = topology.Ensure(sctx, r.JS, opts.Topology); err != nil {
 		return nil, err
 	}
+	if needPG {
+		r.Anchor = auditanchor.NewPublisher(r.JS, log)
+		// A head whose publish failed before a restart is anchored now.
+		if err := auditanchor.AnchorLast(sctx, r.Store(), r.Anchor); err != nil {
+			return nil, fmt.Errorf("anchor the audit log's head: %w", err)
+		}
+	}
 	if r.Has(RoleReplay) {
 		if _, err := topology.EnsureReplay(sctx, r.JS, r.Topology.Config); err != nil {
 			return nil, err
@@ -215,6 +238,20 @@ func Open(ctx context.Context, pc process.Config, opts Options) (_ *Resources, e
 	}
 	r.onClose(func(context.Context) error { r.View.Stop(); return nil })
 	return r, nil
+}
+
+// Store returns a store over Pool that chains the audit log with the
+// process's audit key and anchors its head through Anchor, with opts; nil
+// without PostgreSQL.
+func (r *Resources) Store(opts ...store.Option) *store.Store {
+	if r.Pool == nil {
+		return nil
+	}
+	base := []store.Option{store.WithAuditKey(r.auditKey)}
+	if r.Anchor != nil {
+		base = append(base, store.WithAuditAnchor(r.Anchor))
+	}
+	return store.New(r.Pool, append(base, opts...)...)
 }
 
 // Has reports whether Open opened the resources of role.

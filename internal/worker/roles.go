@@ -146,7 +146,7 @@ func StartReplay(ctx context.Context, res *Resources, cfg ReplayConfig) (*Replay
 	}
 	rc := cfg.Config.WithDefaults()
 	w, err := replay.New(rc, replay.Deps{
-		Store:  store.New(res.Pool, store.WithRetryPolicy(rc.Retry)),
+		Store:  res.Store(store.WithRetryPolicy(rc.Retry)),
 		NC:     res.NC,
 		JS:     res.JS,
 		View:   replay.FleetView(res.View),
@@ -208,7 +208,7 @@ func StartWatchdog(ctx context.Context, res *Resources, cfg watchdog.Config) (*W
 	if cfg.Logger == nil {
 		cfg.Logger = res.Log
 	}
-	st := store.New(res.Pool)
+	st := res.Store()
 	duties, err := extraDuties(res, st, cfg.Node, cfg.Logger)
 	if err != nil {
 		return nil, err

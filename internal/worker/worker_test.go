@@ -95,7 +95,7 @@ func TestEachRoleOpensStartsAndStops(t *testing.T) {
 				dbURL = testenv.PostgresURL(t)
 			}
 			ctx := t.Context()
-			res, err := worker.Open(ctx, config(n.URL, dbURL), worker.Options{Name: "test-" + tt.name, Roles: tt.roles})
+			res, err := worker.Open(ctx, config(n.URL, dbURL), worker.Options{Name: "test-" + tt.name, Roles: tt.roles, AuditKey: testenv.AuditKey})
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = res.Close(context.Background()) })
 
@@ -164,11 +164,13 @@ func TestOpenFailsInOneLine(t *testing.T) {
 			worker.Options{Name: "t", Roles: []worker.Role{worker.RoleBreaker}, StartTimeout: 2 * time.Second},
 			process.ErrUnreachable, []string{"NATS"}},
 		{"PostgreSQL unreachable", config(n.URL, "postgres://postgres:secret@127.0.0.1:1/x?connect_timeout=2"),
-			worker.Options{Name: "t", Roles: replayOnly}, process.ErrUnreachable, []string{"PostgreSQL"}},
+			worker.Options{Name: "t", Roles: replayOnly, AuditKey: testenv.AuditKey}, process.ErrUnreachable, []string{"PostgreSQL"}},
 		{"malformed database URL", config(n.URL, "postgres://x:y@[::1/"),
-			worker.Options{Name: "t", Roles: replayOnly}, process.ErrInvalidConfig, []string{"--database-url"}},
+			worker.Options{Name: "t", Roles: replayOnly, AuditKey: testenv.AuditKey}, process.ErrInvalidConfig, []string{"--database-url"}},
 		{"no database URL", config(n.URL, ""),
-			worker.Options{Name: "t", Roles: []worker.Role{worker.RoleWatchdog}}, process.ErrInvalidConfig, []string{"--database-url"}},
+			worker.Options{Name: "t", Roles: []worker.Role{worker.RoleWatchdog}, AuditKey: testenv.AuditKey}, process.ErrInvalidConfig, []string{"--database-url"}},
+		{"no audit key", config(n.URL, "postgres://x@127.0.0.1:1/x"),
+			worker.Options{Name: "t", Roles: replayOnly}, process.ErrNoAuditKey, []string{"--audit-key-file"}},
 		{"no name", config(n.URL, ""), worker.Options{Roles: replayOnly}, worker.ErrOptions, []string{"Name"}},
 		{"no roles", config(n.URL, ""), worker.Options{Name: "t"}, worker.ErrOptions, []string{"Roles"}},
 		{"unknown role", config(n.URL, ""), worker.Options{Name: "t", Roles: []worker.Role{9}}, worker.ErrOptions, []string{"Role(9)"}},

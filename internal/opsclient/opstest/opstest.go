@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/baldurfleet/baldur/internal/auditanchor"
 	"github.com/baldurfleet/baldur/internal/breaker"
 	"github.com/baldurfleet/baldur/internal/domain"
 	"github.com/baldurfleet/baldur/internal/events"
@@ -109,7 +110,8 @@ func (f *Fleet) StartReplayWorker(tb testing.TB, node string) *Replay {
 	require.NoError(tb, err)
 	tb.Cleanup(view.Stop)
 	cfg := replay.Config{NodeID: node, Trigger: replay.TriggerConfig{ContinuousEvery: -1}}.WithDefaults()
-	st := store.New(pool, store.WithRetryPolicy(cfg.Retry))
+	st := store.New(pool, store.WithRetryPolicy(cfg.Retry), store.WithAuditKey(testenv.AuditKey),
+		store.WithAuditAnchor(auditanchor.NewPublisher(js, slog.New(slog.DiscardHandler))))
 	w, err := replay.New(cfg, replay.Deps{Store: st, NC: nc, JS: js, View: replay.FleetView(view), Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(tb, err)
 	require.NoError(tb, w.Start(ctx(tb)))
