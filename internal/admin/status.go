@@ -22,7 +22,7 @@ func statusOf(err error) int {
 	case errors.Is(err, opsclient.ErrNotApplied), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
 	case errors.Is(err, opsclient.ErrNoReplayWorker), errors.Is(err, opsclient.ErrUnreachable),
-		errors.Is(err, opsclient.ErrNoDatabase):
+		errors.Is(err, opsclient.ErrNoDatabase), errors.Is(err, opsclient.ErrNoAuditKey):
 		return http.StatusServiceUnavailable
 	case errors.As(err, &api) && api.Code >= 400 && api.Code < 600:
 		return api.Code

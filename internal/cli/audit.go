@@ -110,6 +110,7 @@ func runAuditVerify(r *runner, _ []string) error {
 		if r.json {
 			_ = printJSON(r.stdout, map[string]any{"ok": false, "seq": chain.Seq, "problem": chain.Problem, "detail": chain.Detail, "verification": v})
 		}
+		return fmt.Errorf("audit log broken: %w", chain)
 	}
 	return err
 }

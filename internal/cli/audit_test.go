@@ -76,7 +76,7 @@ func TestAuditVerifyCatchesTampering(t *testing.T) {
 			tt.tamper(t, rw, recs)
 			r = run(t, verify...)
 			require.Equal(t, cli.ExitFailed, r.code, r.stdout)
-			require.Contains(t, r.stderr, "audit chain broken "+tt.want)
+			require.Contains(t, r.stderr, "baldur: audit log broken: audit chain broken "+tt.want)
 		})
 	}
 }

@@ -61,7 +61,7 @@ type AuditVerification struct {
 // and the log must reach the highest anchored seq. A broken chain, a
 // rewritten record or a cut tail is an error wrapping ErrAuditBroken (and a
 // *domain.AuditChainError naming the first bad seq); a store without the
-// audit key wraps ErrInvalid; an unreadable log or stream wraps
+// audit key is ErrNoAuditKey; an unreadable log or stream wraps
 // ErrUnreachable. The verification is returned in every case, as far as it
 // got.
 func (c *Client) AuditVerify(ctx context.Context) (AuditVerification, error) {
@@ -80,7 +80,7 @@ func (c *Client) AuditVerify(ctx context.Context) (AuditVerification, error) {
 	case errors.Is(err, domain.ErrAuditChainBroken):
 		return v, fmt.Errorf("%w: %w", ErrAuditBroken, err)
 	case errors.Is(err, store.ErrNoAuditKey):
-		return v, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return v, ErrNoAuditKey
 	}
 	return v, fmt.Errorf("%w: verify the audit log: %w", ErrUnreachable, err)
 }

@@ -39,6 +39,9 @@ var (
 	// ErrNoDatabase reports an audit call on a Client built without an
 	// audit store (the CLI's --database-url).
 	ErrNoDatabase = errors.New("opsclient: no database configured")
+	// ErrNoAuditKey reports an audit verification by a client whose store
+	// has no audit key.
+	ErrNoAuditKey = errors.New("opsclient: no audit key: give --audit-key-file ($BALDUR_AUDIT_KEY_FILE) or $BALDUR_AUDIT_KEY")
 	// ErrAuditBroken reports an audit log whose hash chain does not verify.
 	ErrAuditBroken = errors.New("opsclient: audit chain broken")
 )
