@@ -98,10 +98,23 @@ type sseMsg struct {
 	data []byte
 }
 
-// subscriber is one SSE client. Its channel is closed when it falls behind.
+// subscriber is one SSE client. Its channel is closed when it falls behind
+// (behind is then true) or when the server stops.
 type subscriber struct {
-	ch chan sseMsg
+	ch     chan sseMsg
+	behind bool
 }
+
+// Why a live stream ended, as release counts it.
+const (
+	// endGone: the client went away or the server stopped; not a drop.
+	endGone = iota
+	// endBehind: the client fell subscriberBuffer messages behind.
+	endBehind
+	// endStalled: a write to the client did not complete within
+	// Config.LiveWriteTimeout.
+	endStalled
+)
 
 // subscriberBuffer is how many messages a slow SSE client may lag before it
 // is dropped (its EventSource reconnects and gets a fresh snapshot).
@@ -121,6 +134,12 @@ type live struct {
 	keep     int
 	subs     map[*subscriber]struct{}
 	closed   bool
+	// streams counts the live streams whose handler runs, the ones
+	// dropped from subs but still ending included: a slot is free only once
+	// its handler returned.
+	streams int
+	// behind and stalled count the streams dropped for each reason.
+	behind, stalled int64
 }
 
 func newLive(log *slog.Logger, keep int) *live {
@@ -129,13 +148,14 @@ func newLive(log *slog.Logger, keep int) *live {
 
 // subscribe returns the current picture and subscribes to what follows,
 // under one lock so that no change falls between them; ok is false when max
-// clients are subscribed already.
+// streams run already. A subscription takes a slot until release.
 func (l *live) subscribe(max int) (Snapshot, *subscriber, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.subs) >= max {
+	if l.streams >= max {
 		return Snapshot{}, nil, false
 	}
+	l.streams++
 	s := &subscriber{ch: make(chan sseMsg, subscriberBuffer)}
 	if l.closed {
 		close(s.ch)
@@ -145,19 +165,36 @@ func (l *live) subscribe(max int) (Snapshot, *subscriber, bool) {
 	return l.snapshotLocked(), s, true
 }
 
-// clients returns the number of subscribers.
+// clients returns the number of live streams whose handler runs.
 func (l *live) clients() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.subs)
+	return l.streams
 }
 
-func (l *live) unsubscribe(s *subscriber) {
+// dropped returns the number of streams dropped because the client fell
+// behind, and because a write to it stalled.
+func (l *live) dropped() (behind, stalled int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.behind, l.stalled
+}
+
+// release ends s, which ended for why (endGone, endBehind, endStalled),
+// and frees its slot.
+func (l *live) release(s *subscriber, why int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if _, ok := l.subs[s]; ok {
 		delete(l.subs, s)
 		close(s.ch)
+	}
+	l.streams--
+	switch why {
+	case endBehind:
+		l.behind++
+	case endStalled:
+		l.stalled++
 	}
 }
 
@@ -225,6 +262,7 @@ func (l *live) broadcastLocked(name string, v any) {
 		case s.ch <- m:
 		default:
 			delete(l.subs, s)
+			s.behind = true
 			close(s.ch)
 		}
 	}

@@ -254,8 +254,27 @@ func (s *Server) Start(ctx context.Context) error {
 }
 
 // LiveClients returns how many live dashboards (GET /api/events streams)
-// are connected now.
+// are connected now: a dropped one counts until its stream has ended.
 func (s *Server) LiveClients() int { return s.live.clients() }
+
+// LiveStats are figures of the live dashboards since the server was made.
+type LiveStats struct {
+	// Clients is LiveClients.
+	Clients int
+	// DroppedBehind counts the dashboards dropped because they fell 128
+	// messages behind, DroppedStalled those dropped because a write did not
+	// complete within Config.LiveWriteTimeout. A dashboard that went away
+	// or was ended by Stop is neither.
+	DroppedBehind, DroppedStalled int64
+}
+
+// LiveStats returns the live dashboards' figures; each drop is also logged
+// ("admin: live dashboard dropped", with the client's address and the
+// reason).
+func (s *Server) LiveStats() LiveStats {
+	behind, stalled := s.live.dropped()
+	return LiveStats{Clients: s.live.clients(), DroppedBehind: behind, DroppedStalled: stalled}
+}
 
 // Addr returns the address the server listens on (with the port chosen when
 // cfg.Addr had port 0), or "" before Start.

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"net/http"
@@ -43,7 +44,31 @@ func NewHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, c)
+		},
 	}
+}
+
+type connKey struct{}
+
+// TCPConn returns the TCP connection the request of ctx arrived on, when a
+// server made by NewHTTPServer serves it, else nil. A handler that streams
+// (server-sent events) uses it to bound the socket's send buffer and to
+// reset a connection it drops; it must not read or write it.
+func TCPConn(ctx context.Context) *net.TCPConn {
+	c, _ := ctx.Value(connKey{}).(net.Conn)
+	for c != nil {
+		switch cc := c.(type) {
+		case *net.TCPConn:
+			return cc
+		case interface{ NetConn() net.Conn }:
+			c = cc.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
 }
 
 // LimitListener returns ln accepting at most n connections at once: Accept
@@ -83,6 +108,9 @@ type limitConn struct {
 	once    sync.Once
 	release func()
 }
+
+// NetConn returns the connection c wraps.
+func (c *limitConn) NetConn() net.Conn { return c.Conn }
 
 func (c *limitConn) Close() error {
 	err := c.Conn.Close()
