@@ -35,7 +35,7 @@ func TestMigrationsUpDownUp(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close(context.Background()) })
 
-	want := []string{"audit_log", "dlq_entries", "outcome_rollups", "replay_lease_fencing_token", "replay_leases"}
+	want := []string{"audit_log", "dlq_entries", "dlq_live_counts", "outcome_rollups", "replay_lease_fencing_token", "replay_leases"}
 
 	require.NoError(t, db.Migrate(ctx, conn))
 	cur, latest, err := db.Version(ctx, conn)

@@ -515,15 +515,16 @@ func (in *Ingest) bound(ctx context.Context, b *ingestBatch) error {
 		}
 	}
 
-	room := make(map[string]int64, len(svcs))
+	// live is each service's count with the entries of b kept so far.
+	live := make(map[string]int64, len(svcs))
 	for _, svc := range svcs {
-		room[svc] = limit - counts[svc].Live
+		live[svc] = counts[svc].Live
 	}
 	keep := make([]bool, len(b.entries))
 	var over []domain.DLQEntry
 	for i, e := range b.entries {
-		if room[e.Service] > 0 {
-			room[e.Service]--
+		if live[e.Service] < limit {
+			live[e.Service]++
 			keep[i] = true
 			continue
 		}
@@ -560,7 +561,7 @@ func (in *Ingest) bound(ctx context.Context, b *ingestBatch) error {
 		}
 		cause := fmt.Errorf("%w: service %q has %d live dead letters in PostgreSQL, at its bound (--%s=%d, $%s): "+
 			"this one was not stored; replay, resolve or discard the service's entries, or raise the bound",
-			ErrBacklogFull, e.Service, counts[e.Service].Live, FlagMaxPendingPerService, limit, EnvMaxPendingPerService)
+			ErrBacklogFull, e.Service, live[e.Service], FlagMaxPendingPerService, limit, EnvMaxPendingPerService)
 		endSpans([]trace.Span{span}, cause)
 		refused = append(refused, refusal{msg: b.msgs[i], cause: cause})
 		perService[e.Service]++
@@ -570,7 +571,7 @@ func (in *Ingest) bound(ctx context.Context, b *ingestBatch) error {
 	for _, svc := range svcs {
 		if n := perService[svc]; n > 0 {
 			in.log.LogAttrs(ctx, slog.LevelWarn, "dead letters refused: the service is at its bound of live entries in PostgreSQL",
-				slog.String("service", svc), slog.Int64("live", counts[svc].Live), slog.Int64("bound", limit),
+				slog.String("service", svc), slog.Int64("live", live[svc]), slog.Int64("bound", limit),
 				slog.Int("refused", n), slog.String("code", CodeBacklogFull))
 		}
 	}

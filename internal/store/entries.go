@@ -43,16 +43,6 @@ func (s *Store) InsertEntry(ctx context.Context, e domain.DLQEntry) error {
 	return nil
 }
 
-// InsertEntries stores new dead letters in as few statements as possible
-// (one multi-row INSERT per 2000 entries, in one transaction). It is
-// idempotent on the entry id and on (service, idempotency_key) among live
-// entries, within the batch as well as against stored rows: a duplicate is
-// skipped, not an error, and reported in the result.
-//
-// Every entry is stored with status pending and no replay bookkeeping
-// (retries, resolution, lease, SLA flag); of those fields only MaxRetries and
-// RecommendedAction are taken from the entry. An empty Domain is custom, an
-// empty Priority normal; a zero CreatedAt is the store's clock, a zero
 // ServicesWithDueEntries returns, sorted, the services that have pending
 // entries due at now (next_attempt_at not after now).
 func (s *Store) ServicesWithDueEntries(ctx context.Context, now time.Time) ([]string, error) {
@@ -63,6 +53,18 @@ func (s *Store) ServicesWithDueEntries(ctx context.Context, now time.Time) ([]st
 	return svcs, nil
 }
 
+// InsertEntries stores new dead letters in as few statements as possible
+// (one multi-row INSERT per 2000 entries, in one transaction). It is
+// idempotent on the entry id and on (service, idempotency_key) among live
+// entries, within the batch as well as against stored rows: a duplicate is
+// skipped, not an error, and reported in the result. The entries inserted
+// are added to their services' live counts in the same transaction (see
+// LiveCounts).
+//
+// Every entry is stored with status pending and no replay bookkeeping
+// (retries, resolution, lease, SLA flag); of those fields only MaxRetries and
+// RecommendedAction are taken from the entry. An empty Domain is custom, an
+// empty Priority normal; a zero CreatedAt is the store's clock, a zero
 // NextAttemptAt is CreatedAt and a zero ExpiresAt is CreatedAt plus the
 // retention. An entry that cannot be stored fails the whole call, with an
 // error wrapping ErrInvalidEntry, before anything is written.
@@ -82,29 +84,58 @@ func (s *Store) InsertEntries(ctx context.Context, entries []domain.DLQEntry) (I
 	}
 
 	inserted := make(map[string]int, len(entries))
-	run := func(q *dbsqlc.Queries) error {
-		for _, p := range params {
-			ids, err := q.InsertEntries(ctx, p)
-			if isDataError(err) {
-				// PostgreSQL refuses a value: the batch holds an entry that
-				// can never be stored, which the caller finds by retrying
-				// the entries one by one.
-				return fmt.Errorf("insert %d dead letters: %w: %w", len(p.Ids), ErrInvalidEntry, err)
-			}
-			if err != nil {
-				return fmt.Errorf("insert %d dead letters: %w", len(p.Ids), err)
-			}
-			for _, id := range ids {
-				inserted[id]++
-			}
+	insertErr := func(p dbsqlc.InsertEntriesParams, err error) error {
+		if isDataError(err) {
+			// PostgreSQL refuses a value: the batch holds an entry that can
+			// never be stored, which the caller finds by retrying the
+			// entries one by one.
+			return fmt.Errorf("insert %d dead letters: %w: %w", len(p.Ids), ErrInvalidEntry, err)
 		}
-		return nil
+		return fmt.Errorf("insert %d dead letters: %w", len(p.Ids), err)
 	}
 	var err error
 	if len(params) == 1 {
-		err = run(s.q)
+		// One statement inserts the entries and adds them to the live
+		// counts.
+		var ids []string
+		if ids, err = s.q.InsertEntriesCounted(ctx, dbsqlc.InsertEntriesCountedParams(params[0])); err != nil {
+			return InsertResult{}, insertErr(params[0], err)
+		}
+		for _, id := range ids {
+			inserted[id]++
+		}
 	} else {
-		err = s.inTx(ctx, run)
+		err = s.inTx(ctx, func(q *dbsqlc.Queries) error {
+			perService := map[string]int64{}
+			for _, p := range params {
+				ids, err := q.InsertEntries(ctx, p)
+				if err != nil {
+					return insertErr(p, err)
+				}
+				for _, id := range ids {
+					inserted[id]++
+				}
+				// An id given twice is inserted once, at its first
+				// position: that entry's service counts it.
+				seen := make(map[string]bool, len(ids))
+				for _, id := range ids {
+					seen[id] = true
+				}
+				for i, id := range p.Ids {
+					if seen[id] {
+						perService[p.Services[i]]++
+						delete(seen, id)
+					}
+				}
+			}
+			// One statement for all chunks, in service order, at the end:
+			// the counter rows are locked last and in the same order as
+			// every other writer locks them.
+			if len(perService) == 0 {
+				return nil
+			}
+			return q.AddLiveCounts(ctx, liveCountsParams(perService))
+		})
 	}
 	if err != nil {
 		return InsertResult{}, err

@@ -56,6 +56,12 @@ type DlqEntry struct {
 	TraceContext      *string
 }
 
+type DlqLiveCount struct {
+	Service     string
+	Live        int64
+	RecountedAt *time.Time
+}
+
 type OutcomeRollup struct {
 	Service   string
 	Minute    time.Time
