@@ -53,6 +53,8 @@ func runErr(ctx context.Context, args []string, getenv func(string) string, stde
 	f.FlagSet().SetOutput(stderr)
 	ingestBatch := f.Int("ingest-batch", "BALDUR_INGEST_BATCH", replay.DefaultIngestBatch, "most dead letters fetched and inserted at once")
 	ingestWait := f.Duration("ingest-max-wait", "BALDUR_INGEST_MAX_WAIT", replay.DefaultIngestMaxWait, "how long a fetch waits for a batch to fill")
+	maxPending := f.Int(replay.FlagMaxPendingPerService, replay.EnvMaxPendingPerService, replay.DefaultMaxPendingPerService,
+		"most live dead letters (pending, replaying, in review) of one service in PostgreSQL; beyond it new ones are refused (rejected event backlog_full); -1 for no bound")
 	leaseTTL := f.Duration("lease-ttl", "BALDUR_REPLAY_LEASE_TTL", replay.DefaultLeaseTTL, "lifetime of a service's replay lease between renewals")
 	replayTimeout := f.Duration("replay-timeout", "BALDUR_REPLAY_TIMEOUT", replay.DefaultRequestTimeout, "timeout of one replay request to a service")
 	auditKeyFile := f.AuditKeyFile()
@@ -70,7 +72,7 @@ func runErr(ctx context.Context, args []string, getenv func(string) string, stde
 	}
 	cfg := replay.Config{
 		NodeID:          pc.NodeID,
-		Ingest:          replay.IngestConfig{Batch: *ingestBatch, MaxWait: *ingestWait},
+		Ingest:          replay.IngestConfig{Batch: *ingestBatch, MaxWait: *ingestWait, MaxPendingPerService: int64(*maxPending)},
 		Engine:          replay.EngineConfig{LeaseTTL: *leaseTTL, RequestTimeout: *replayTimeout},
 		ShutdownTimeout: *shutdown,
 	}.WithDefaults()

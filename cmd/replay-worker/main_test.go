@@ -58,6 +58,7 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 	}{
 		{"no database", nil, "--database-url ($BALDUR_DATABASE_URL) is required"},
 		{"bad ingest batch", []string{"--database-url", "postgres://x/y", "--ingest-batch", "-5"}, "ingest batch"},
+		{"bad max pending", []string{"--database-url", "postgres://x/y", "--ingest-max-pending-per-service", "-5"}, "ingest max pending per service -5"},
 		{"unknown flag", []string{"--colour", "red"}, "colour"},
 		{"no audit key", []string{"--database-url", "postgres://x/y", "--audit-key-file", ""}, "--audit-key-file ($BALDUR_AUDIT_KEY_FILE)"},
 	} {

@@ -51,6 +51,10 @@ const (
 	// DefaultContinuousEvery is the replay-worker's period of continuous
 	// drains in dev mode (services whose auto_replay is continuous).
 	DefaultContinuousEvery = 2 * time.Second
+	// DefaultMaxPendingPerService is the replay-worker's bound on one
+	// service's live dead letters in PostgreSQL in dev mode: a laptop's
+	// database, and low enough to see a flood refused (backlog_full).
+	DefaultMaxPendingPerService = 10_000
 	// DefaultCLI is Config.CLI's default: the CLI from the repository.
 	DefaultCLI = "go run ./cmd/baldur"
 	// RandomPort as Config.NATSPort lets the system choose the port.
@@ -459,6 +463,7 @@ func (f *Fleet) startWorkers(life, ctx context.Context, res *worker.Resources) (
 	f.onStop(b.Stop)
 	rc := replay.Config{
 		NodeID:          f.node("replay"),
+		Ingest:          replay.IngestConfig{MaxPendingPerService: DefaultMaxPendingPerService},
 		Trigger:         replay.TriggerConfig{ContinuousEvery: DefaultContinuousEvery},
 		ShutdownTimeout: DefaultStopTimeout,
 	}.WithDefaults()

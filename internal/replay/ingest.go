@@ -461,11 +461,11 @@ func (in *Ingest) refuseBacklog(ctx context.Context, refused []refusal) {
 				continue
 			}
 			countRejected(ctx, rs[i].Kind)
+			in.backlogFull.Add(1)
 			if err := f.msg.TermWithReason(CodeBacklogFull + ": " + rs[i].Reason); err != nil {
 				in.log.LogAttrs(ctx, slog.LevelWarn, "terminate rejected dead letter failed",
 					slog.String("subject", rs[i].Subject), slog.String("ce_id", rs[i].CEID), slog.Any("error", err))
 			}
-			in.backlogFull.Add(1)
 		}
 	}
 }

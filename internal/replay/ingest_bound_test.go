@@ -182,6 +182,7 @@ func TestIngestBoundsPendingPerService(t *testing.T) {
 		}
 	}
 	ingestDrained(t, env)
+	require.Eventually(t, func() bool { return in.Stats().BacklogFull == 3 }, 5*time.Second, time.Millisecond)
 	st := in.Stats()
 	require.Equal(t, uint64(bound+3), st.Inserted, "the ledger's dead letters in the same batch are stored")
 	require.Equal(t, uint64(3), st.BacklogFull)

@@ -428,6 +428,8 @@ func TestIngestWorkersShareTheQueue(t *testing.T) {
 	var rows int
 	require.NoError(t, env.pool.QueryRow(context.Background(), `SELECT count(*) FROM dlq_entries`).Scan(&rows))
 	require.Equal(t, n, rows)
+	// The stats count an insert after the store returns: wait for them.
+	require.Eventually(t, func() bool { return a.Stats().Inserted+b.Stats().Inserted >= n }, 5*time.Second, time.Millisecond)
 	sa, sb := a.Stats(), b.Stats()
 	require.Equal(t, uint64(n), sa.Inserted+sb.Inserted, "each dead letter inserted by exactly one worker")
 	require.Zero(t, sa.Duplicates+sb.Duplicates, "no message went to both workers")
