@@ -40,9 +40,13 @@ func run(args []string) error {
 	partitions := flags.Int("partitions", "BALDUR_PARTITIONS", topology.DefaultPartitions, "partitions of BALDUR_INPUT (fixed once the stream exists)")
 	leaseTTL := flags.Duration("lease-ttl", "BALDUR_LEASE_TTL", topology.DefaultLeaseTTL, "partition lease TTL: a dead worker's partitions are taken over after about this")
 	batch := flags.Int("batch-size", "BALDUR_BATCH_SIZE", breaker.DefaultBatchSize, "messages folded per batch and partition")
+	maxBreakers := flags.Int("max-breakers", "BALDUR_MAX_BREAKERS", breaker.DefaultMaxBreakers, "cap on live breakers fleet-wide: inputs for a new name beyond it are rejected (code breaker_cap)")
 	cfg, err := flags.Parse(args, nil)
 	if err != nil {
 		return err
+	}
+	if *maxBreakers < 1 {
+		return fmt.Errorf("--max-breakers %d: want at least 1", *maxBreakers)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -50,7 +54,7 @@ func run(args []string) error {
 		Name: name, Roles: []worker.Role{worker.RoleBreaker}, Logger: cfg.Logger(os.Stderr),
 		Topology: topology.Config{Replicas: cfg.Replicas, Partitions: *partitions, LeaseTTL: *leaseTTL},
 	}, func(ctx context.Context, res *worker.Resources) (*worker.Breaker, error) {
-		return worker.StartBreaker(ctx, res, breaker.Config{BatchSize: *batch})
+		return worker.StartBreaker(ctx, res, breaker.Config{BatchSize: *batch, MaxBreakers: *maxBreakers})
 	}, stopTimeout, nil)
 }
 

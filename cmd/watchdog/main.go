@@ -8,13 +8,15 @@
 // the per-minute rollups in PostgreSQL.
 //
 // Configuration is the shared process flags (--nats-url, --database-url,
-// --node-id, ...; see -h) plus --tick, --lease-ttl and --retention. It
+// --node-id, ...; see -h) plus --tick, --lease-ttl, --retention and
+// --idle-after (breakers without activity for that long are archived). It
 // creates the topology it needs and migrates the database at start, and exits
 // non-zero with a one-line reason when NATS or PostgreSQL is unreachable.
 package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -54,6 +56,7 @@ func runErr(ctx context.Context, args []string, getenv func(string) string, stde
 	leaseTTL := f.Duration("lease-ttl", "BALDUR_WATCHDOG_LEASE_TTL", watchdog.DefaultLeaseTTL, "lifetime of the leader lease between renewals")
 	auditKeyFile := f.AuditKeyFile()
 	retention := f.Duration("retention", "BALDUR_WATCHDOG_RETENTION", watchdog.DefaultRetention, "how long terminal dead letters are kept after their expires_at")
+	idleAfter := f.Duration("idle-after", "BALDUR_WATCHDOG_IDLE_AFTER", watchdog.DefaultIdleAfter, "archive breakers closed in auto mode without activity for this long (1m to 8784h; 0 turns idle archival off)")
 	pc, err := f.Parse(args, getenv)
 	if err != nil {
 		return worker.Usage(err)
@@ -66,7 +69,13 @@ func runErr(ctx context.Context, args []string, getenv func(string) string, stde
 		return worker.Usage(err)
 	}
 	log := pc.Logger(stderr)
-	cfg := watchdog.Config{Node: pc.NodeID, Tick: *tick, LeaseTTL: *leaseTTL, Retention: *retention, Logger: log}
+	cfg := watchdog.Config{Node: pc.NodeID, Tick: *tick, LeaseTTL: *leaseTTL, Retention: *retention, IdleAfter: *idleAfter, Logger: log}
+	switch {
+	case *idleAfter == 0:
+		cfg.IdleAfter = -1 // 0 on the command line turns idle archival off
+	case *idleAfter < 0:
+		return worker.Usage(fmt.Errorf("--idle-after %s is negative; 0 turns idle archival off", *idleAfter))
+	}
 	if err := cfg.WithDefaults().Validate(); err != nil {
 		return worker.Usage(err)
 	}

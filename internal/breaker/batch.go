@@ -1,10 +1,12 @@
 package breaker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 
 	"github.com/google/uuid"
@@ -34,9 +36,12 @@ func derivedID(kind string, seq uint64) uuid.UUID {
 type item struct {
 	seq uint64
 	in  domain.Input
-	// subject, source and size describe a command for its refusal event.
-	subject, source string
-	size            int
+	// idx is the input's index in the batch's messages, to terminate it.
+	idx int
+	// subject, id, source and size describe the input for a rejected
+	// event (id: the report's ce-id; a command carries its own).
+	subject, id, source string
+	size                int
 	// link is the span context the input was published in, if any: the
 	// fold's span links to it.
 	link trace.SpanContext
@@ -111,7 +116,7 @@ func (b *batch) process(ctx context.Context) error {
 		data := m.Data()
 		msg, err := events.Decode(subj, h, data)
 		if err == nil {
-			err = b.add(ctx, msg, seq, subj, len(data), telemetry.SpanContextOf(h))
+			err = b.add(ctx, msg, i, seq, subj, len(data), telemetry.SpanContextOf(h))
 		}
 		if err != nil {
 			if errors.Is(err, errFold) {
@@ -139,15 +144,16 @@ var errFold = errors.New("breaker: fold failed")
 
 // add routes a decoded message: reports and commands to their service's
 // group, governance commands applied at once after the groups so far.
-func (b *batch) add(ctx context.Context, msg events.Message, seq uint64, subj string, size int, link trace.SpanContext) error {
+func (b *batch) add(ctx context.Context, msg events.Message, idx int, seq uint64, subj string, size int, link trace.SpanContext) error {
 	switch p := msg.Payload.(type) {
 	case events.OutcomeReport:
 		g := b.groupOf(msg.Subject.Service)
-		g.items = append(g.items, item{seq: seq, in: domain.ReportInput(p.Report(msg.Envelope.Source, seq, msg.Envelope.Time)), link: link})
+		g.items = append(g.items, item{seq: seq, in: domain.ReportInput(p.Report(msg.Envelope.Source, seq, msg.Envelope.Time)),
+			idx: idx, subject: subj, id: msg.Envelope.ID, source: msg.Envelope.Source, size: size, link: link})
 	case events.BreakerCommand:
 		g := b.groupOf(msg.Subject.Service)
 		g.items = append(g.items, item{seq: seq, in: domain.CommandInput(p.Command(msg.Envelope.ID)),
-			subject: subj, source: msg.Envelope.Source, size: size, link: link})
+			idx: idx, subject: subj, source: msg.Envelope.Source, size: size, link: link})
 	case events.GovernanceCommand:
 		if err := b.flush(ctx); err != nil {
 			return err
@@ -182,17 +188,19 @@ func (b *batch) resetGroups() {
 }
 
 // flush folds every group of the current segment: one compare-and-set per
-// service.
+// service. Inputs refused for the breaker cap join the terminations.
 func (b *batch) flush(ctx context.Context) error {
 	if len(b.order) == 0 {
 		return nil
 	}
 	gov := b.w.cfg.Governance.Governance()
+	b.out.capped = b.out.capped[:0]
 	for i := range b.order {
 		if err := b.w.foldGroup(ctx, &b.order[i], gov, &b.out); err != nil {
 			return fmt.Errorf("%w: %s: %w", errFold, b.order[i].svc, err)
 		}
 	}
+	b.terms = append(b.terms, b.out.capped...)
 	b.resetGroups()
 	return nil
 }
@@ -201,6 +209,11 @@ func (b *batch) flush(ctx context.Context) error {
 // AckAll the terminations come first (each acks everything before it, which
 // is written by now) and one ack of the last message covers the batch.
 func (b *batch) ack() error {
+	// Terminations of inputs refused for the breaker cap are added after
+	// the malformed messages of their segment: put them in stream order.
+	if !slices.IsSortedFunc(b.terms, byIdx) {
+		slices.SortFunc(b.terms, byIdx)
+	}
 	for _, t := range b.terms {
 		if err := b.msgs[t.idx].TermWithReason(clipReason(t.reason)); err != nil {
 			return err
@@ -225,6 +238,8 @@ func (b *batch) ack() error {
 	}
 	return nil
 }
+
+func byIdx(a, b termination) int { return cmp.Compare(a.idx, b.idx) }
 
 func clipReason(s string) string {
 	if len(s) > 256 {

@@ -10,6 +10,10 @@ var (
 	// ErrBadState reports a breaker value in the KV bucket that cannot be
 	// decoded; the key is left untouched for an operator to inspect.
 	ErrBadState = errors.New("breaker: undecodable breaker state")
+	// ErrBreakerCap reports an input that would create a new breaker while
+	// the fleet already holds Config.MaxBreakers live breakers; the input
+	// is rejected (code breaker_cap) and nothing is written.
+	ErrBreakerCap = errors.New("breaker: breaker cap reached")
 )
 
 // Errors of the Worker.

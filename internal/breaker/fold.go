@@ -3,7 +3,9 @@ package breaker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/baldurfleet/baldur/internal/domain"
 	"github.com/baldurfleet/baldur/internal/events"
@@ -16,6 +18,10 @@ type foldOut struct {
 	reports, ignored, applied, duplicates, noops int64
 	refusals                                     []refusal
 	overridden                                   []domain.Command
+	// capped are the inputs refused for the breaker cap, to terminate.
+	// reset leaves them: they gather over a flush's groups and segments,
+	// and the batch takes them when the flush is done.
+	capped []termination
 }
 
 // refusal is a command the breaker refused, to publish as a rejected event.
@@ -38,6 +44,10 @@ const (
 	CodeInvalidCommand       = "invalid_command"
 	CodeOverrideRenewalLimit = "override_renewal_limit"
 )
+
+// CodeBreakerCap is the rejected-event code of an input refused because it
+// would create a breaker while the fleet holds Config.MaxBreakers live ones.
+const CodeBreakerCap = "breaker_cap"
 
 // refusalCode returns the rejected-event code of a command refusal, or "" for
 // an outcome that is a no-op (nothing to change, not due, duplicate).
@@ -132,8 +142,11 @@ func (w *Worker) foldSegment(ctx context.Context, g *group, start int, gov domai
 	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	_, res, err := w.store.Update(ctx, g.svc, fold)
+	_, res, err := w.store.update(ctx, g.svc, fold, w.admitNew)
 	if err != nil {
+		if errors.Is(err, ErrBreakerCap) {
+			return stop, w.refuseNew(ctx, g, start, stop, env.Now, err, out)
+		}
 		if errors.Is(err, ErrBadState) {
 			// An undecodable value cannot be folded into; leave it to an
 			// operator and do not redeliver for ever.
@@ -191,4 +204,41 @@ func clipReason1k(s string) string {
 		return s[:1024]
 	}
 	return s
+}
+
+// admitNew says whether a new breaker may be created: not while the fleet
+// holds MaxBreakers live breakers or more. The count is what the worker's
+// watch of baldur_breakers has seen, so breakers other workers are creating
+// at the same moment are not in it yet (docs/operations.md, Sizing).
+func (w *Worker) admitNew() error {
+	if n := w.cfg.Breakers.Len(); n >= w.cfg.MaxBreakers {
+		return fmt.Errorf("%w: the fleet holds %d live breakers, at most %d (--max-breakers, BALDUR_MAX_BREAKERS); "+
+			"no breaker is created until idle ones are archived or the cap is raised", ErrBreakerCap, n, w.cfg.MaxBreakers)
+	}
+	return nil
+}
+
+// refuseNew rejects the inputs g.items[start:stop] of a service that has no
+// breaker, refused for the cap (cause): one rejected event each (code
+// breaker_cap, kind outcome or control, ce-id derived from the stream
+// sequence so a redelivery publishes no second one), and each is
+// terminated with the batch. Nothing was written.
+func (w *Worker) refuseNew(ctx context.Context, g *group, start, stop int, now time.Time, cause error, out *foldOut) error {
+	reason := fmt.Sprintf("%s has no breaker and none is created: %s", g.svc, cause.Error())
+	w.log.WarnContext(ctx, "breaker cap reached; inputs of a new breaker rejected", slog.String("service", g.svc),
+		slog.Int("inputs", stop-start), slog.Int("live", w.cfg.Breakers.Len()), slog.Int("max_breakers", w.cfg.MaxBreakers))
+	for i := start; i < stop; i++ {
+		it := &g.items[i]
+		rej := events.Rejected{Kind: events.RejectedOutcome, Code: CodeBreakerCap, Subject: it.subject,
+			Reason: clipReason1k(reason), CEID: it.id, CEType: string(events.TypeOutcome), Source: it.source, Size: it.size, At: now}
+		if it.in.Kind == domain.InputCommand {
+			rej.Kind, rej.CEID, rej.CEType = events.RejectedControl, it.in.Command.ID, string(events.TypeControl)
+		}
+		if err := w.publishRejected(ctx, rej, derivedID("breaker_cap", it.seq)); err != nil {
+			return err
+		}
+		w.stats.capped.Add(1)
+		out.capped = append(out.capped, termination{idx: it.idx, reason: CodeBreakerCap + ": " + cause.Error()})
+	}
+	return nil
 }

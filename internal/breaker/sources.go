@@ -14,3 +14,10 @@ type ConfigSource interface {
 type GovernanceSource interface {
 	Governance() domain.Governance
 }
+
+// BreakerCounter counts the fleet's live breakers: the keys of
+// baldur_breakers as a watch of the bucket sees them. *fleetstate.View
+// satisfies it.
+type BreakerCounter interface {
+	Len() int
+}

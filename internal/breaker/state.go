@@ -92,6 +92,13 @@ func DecodeState(svc string, v []byte) (domain.Breaker, error) {
 // node gone, a stream leader moving) is tried again, reading the key afresh,
 // until ctx ends.
 func (s *StateStore) Update(ctx context.Context, svc string, fold FoldFunc) (domain.Breaker, domain.Result, error) {
+	return s.update(ctx, svc, fold, nil)
+}
+
+// update is Update; admit, when set, is asked before a write that would
+// create svc's key (no key was read), and an error from it ends the update
+// with nothing written: the fold's result and that error are returned.
+func (s *StateStore) update(ctx context.Context, svc string, fold FoldFunc, admit func() error) (domain.Breaker, domain.Result, error) {
 	conflicts, lost := 0, 0
 	// again waits before the next attempt after err, or reports that
 	// there is none: a lost compare-and-set and a request lost to the
@@ -148,6 +155,11 @@ func (s *StateStore) Update(ctx context.Context, svc string, fold FoldFunc) (dom
 		}
 		if !res.Changed && len(cur.PendingEvents) == 0 {
 			return cur, res, nil
+		}
+		if rev == 0 && admit != nil {
+			if err := admit(); err != nil {
+				return cur, res, err
+			}
 		}
 		if res.Changed {
 			next.PendingEvents = append(append([]domain.Transition(nil), cur.PendingEvents...), res.Transitions...)

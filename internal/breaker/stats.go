@@ -17,9 +17,14 @@ type Stats struct {
 	// KillSwitchOverrides counts manual commands applied through the kill
 	// switch with override_kill_switch.
 	KillSwitchOverrides int64
-	// Archived counts cell breakers archived (key deleted, archived event
-	// published) by an archive command.
+	// Archived counts breakers archived (key deleted, archived event
+	// published) by an archive command: cell breakers whose cell lost
+	// their service, idle breakers.
 	Archived int64
+	// BreakerCap counts inputs rejected because they would have created a
+	// breaker beyond Config.MaxBreakers (code breaker_cap), each terminated
+	// and published to baldur.event.rejected.<kind>.
+	BreakerCap int64
 	// Governance counts governance commands applied; GovernanceNoOps those
 	// that changed nothing.
 	Governance, GovernanceNoOps int64
@@ -42,7 +47,7 @@ type counters struct {
 	commands, duplicates, noops, refused                  atomic.Int64
 	killSwitchOverrides, governance, governanceNoops      atomic.Int64
 	rejected, writes, badState, batchErrors, gaps, resets atomic.Int64
-	partitions, archived                                  atomic.Int64
+	partitions, archived, capped                          atomic.Int64
 }
 
 // Stats returns a snapshot of the worker's counters.
@@ -52,7 +57,7 @@ func (w *Worker) Stats() Stats {
 		Batches: c.batches.Load(), Messages: c.messages.Load(),
 		Reports: c.reports.Load(), Ignored: c.ignored.Load(),
 		Commands: c.commands.Load(), Duplicates: c.duplicates.Load(), NoOps: c.noops.Load(), Refused: c.refused.Load(),
-		KillSwitchOverrides: c.killSwitchOverrides.Load(), Archived: c.archived.Load(),
+		KillSwitchOverrides: c.killSwitchOverrides.Load(), Archived: c.archived.Load(), BreakerCap: c.capped.Load(),
 		Governance: c.governance.Load(), GovernanceNoOps: c.governanceNoops.Load(),
 		Rejected: c.rejected.Load(), Writes: c.writes.Load(), BadState: c.badState.Load(),
 		BatchErrors: c.batchErrors.Load(), Gaps: c.gaps.Load(), Resets: c.resets.Load(),

@@ -68,7 +68,8 @@ func endSpan(span trace.Span, err error) {
 
 // RegisterMetrics exports the worker's counters (Stats, and its permit
 // server's) as observable instruments of m: reports folded, inputs by
-// outcome, partitions owned, permits granted and denied. Unregister the
+// outcome, partitions owned, permits granted and denied, the live breakers
+// against their cap and the inputs refused for it. Unregister the
 // registration when the worker is gone.
 func (w *Worker) RegisterMetrics(m metric.Meter) (metric.Registration, error) {
 	reports, err1 := m.Int64ObservableCounter("baldur.breaker.reports.folded", metric.WithUnit("{report}"),
@@ -81,7 +82,13 @@ func (w *Worker) RegisterMetrics(m metric.Meter) (metric.Registration, error) {
 		metric.WithDescription("Partitions of BALDUR_INPUT whose lease this worker holds."))
 	permits, err5 := m.Int64ObservableCounter("baldur.breaker.permits", metric.WithUnit("{request}"),
 		metric.WithDescription("Half-open permit requests answered, by outcome (granted, denied, rejected, failed)."))
-	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
+	live, err6 := m.Int64ObservableGauge("baldur.breaker.live", metric.WithUnit("{breaker}"),
+		metric.WithDescription("Live breakers fleet-wide (keys of baldur_breakers), as this worker's view counts them."))
+	limit, err7 := m.Int64ObservableGauge("baldur.breaker.max", metric.WithUnit("{breaker}"),
+		metric.WithDescription("The cap on live breakers (--max-breakers)."))
+	capped, err8 := m.Int64ObservableCounter("baldur.breaker.cap.rejected", metric.WithUnit("{message}"),
+		metric.WithDescription("Inputs rejected because they would have created a breaker beyond the cap."))
+	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7, err8); err != nil {
 		return nil, err
 	}
 	outcome := func(v string) metric.ObserveOption {
@@ -99,6 +106,9 @@ func (w *Worker) RegisterMetrics(m metric.Meter) (metric.Registration, error) {
 		o.ObserveInt64(commands, st.Refused, refused)
 		o.ObserveInt64(writes, st.Writes)
 		o.ObserveInt64(parts, st.Partitions)
+		o.ObserveInt64(live, int64(w.cfg.Breakers.Len()))
+		o.ObserveInt64(limit, int64(w.cfg.MaxBreakers))
+		o.ObserveInt64(capped, st.BreakerCap)
 		if w.permits != nil {
 			ps := w.permits.Stats()
 			o.ObserveInt64(permits, int64(ps.Granted), granted)
@@ -107,5 +117,5 @@ func (w *Worker) RegisterMetrics(m metric.Meter) (metric.Registration, error) {
 			o.ObserveInt64(permits, int64(ps.Failed), pfail)
 		}
 		return nil
-	}, reports, commands, writes, parts, permits)
+	}, reports, commands, writes, parts, permits, live, limit, capped)
 }

@@ -18,6 +18,8 @@ import (
 const (
 	// DefaultBatchSize is how many messages a partition fetches at once.
 	DefaultBatchSize = 1000
+	// DefaultMaxBreakers is the fleet-wide cap on live breakers.
+	DefaultMaxBreakers = 100_000
 	// maxFetchWait bounds how long an idle partition waits for a message.
 	maxFetchWait = time.Second
 	// opTimeout bounds one operation of the worker: a breaker's update with
@@ -54,6 +56,16 @@ type Config struct {
 	// Conn, when set, serves half-open permits (baldur.permit.<svc>, queue
 	// group baldur-permit) with a PermitServer the worker starts and stops.
 	Conn *nats.Conn
+	// MaxBreakers caps the live breakers fleet-wide: an input that would
+	// create a breaker (the first for a name without one) while Breakers
+	// counts MaxBreakers or more is rejected with code breaker_cap and
+	// nothing is written; existing breakers fold as ever. 0 means
+	// DefaultMaxBreakers.
+	MaxBreakers int
+	// Breakers counts the live breakers for MaxBreakers; nil takes Configs
+	// when it counts them (*fleetstate.View does), and is otherwise
+	// refused.
+	Breakers BreakerCounter
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -68,6 +80,18 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("%w: Governance (a GovernanceSource) is required", ErrInvalidWorkerConfig)
 	case c.BatchSize < 0:
 		return c, fmt.Errorf("%w: BatchSize %d is negative", ErrInvalidWorkerConfig, c.BatchSize)
+	case c.MaxBreakers < 0:
+		return c, fmt.Errorf("%w: MaxBreakers %d is negative", ErrInvalidWorkerConfig, c.MaxBreakers)
+	}
+	if c.Breakers == nil {
+		bc, ok := c.Configs.(BreakerCounter)
+		if !ok {
+			return c, fmt.Errorf("%w: Breakers (a BreakerCounter) is required: Configs does not count breakers", ErrInvalidWorkerConfig)
+		}
+		c.Breakers = bc
+	}
+	if c.MaxBreakers == 0 {
+		c.MaxBreakers = DefaultMaxBreakers
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

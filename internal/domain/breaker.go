@@ -53,6 +53,10 @@ type Breaker struct {
 	// LastSeq is the stream sequence of the last folded outcome report; a
 	// report at or below it is a redelivery and is ignored.
 	LastSeq uint64 `json:"last_seq"`
+	// ActiveAt is when the breaker last folded an outcome report or applied
+	// a command other than archive: what its idleness is measured from
+	// (IdleSince). Zero in a state written before the field existed.
+	ActiveAt time.Time `json:"active_at,omitzero"`
 	// PendingEvents are transitions written with the state whose events
 	// have not been confirmed as published. The writer publishes them right
 	// after the write and clears the list; if it dies in between, the next
@@ -273,16 +277,17 @@ type Result struct {
 // Archival describes a breaker an archive command removed: what the
 // breaker-worker publishes as its archived event.
 type Archival struct {
-	// Service is the breaker's name, "<svc>--<cell>".
+	// Service is the breaker's name: "<svc>--<cell>" for trigger
+	// cell_unmapped, any breaker name for trigger idle.
 	Service string `json:"service"`
-	// Cell is the cell part of the name.
+	// Cell is the cell part of a cell-scoped name, "" for another name.
 	Cell string `json:"cell"`
 	// State and Mode are the breaker's last state and mode.
 	State State `json:"state"`
 	Mode  Mode  `json:"mode"`
 	// Generation is the breaker's last generation, unchanged by archiving.
 	Generation uint64 `json:"generation"`
-	// Trigger is the command's trigger, cell_unmapped.
+	// Trigger is the command's trigger, cell_unmapped or idle.
 	Trigger Trigger `json:"trigger"`
 	// Actor and Reason are the command's.
 	Actor  string `json:"actor"`
@@ -431,6 +436,7 @@ func (f *folder) report(r Report) {
 	if r.Seq != 0 {
 		b.LastSeq = r.Seq
 	}
+	b.ActiveAt = f.now
 	f.res.Changed = true
 	if f.owned {
 		b.Window.addOwned(f.now, f.cfg.Window.D(), r)
@@ -615,25 +621,41 @@ func (f *folder) command(c Command) {
 	if c.ID != "" {
 		b.LastCommandID = c.ID
 	}
+	if c.Action != ActionArchive {
+		b.ActiveAt = f.now
+	}
 }
 
-// archive applies `archive`: the breaker must be cell-scoped
-// ("<svc>--<cell>", CellBreakerName) and the command must carry trigger
-// cell_unmapped, an actor and a reason. Nothing about the breaker changes —
-// no transition, no new generation (seed: archiving is not a transition);
-// the result asks the worker to delete it.
+// archive applies `archive`. With trigger cell_unmapped the breaker must be
+// cell-scoped ("<svc>--<cell>", CellBreakerName); with trigger idle it may
+// have any name, the command's ttl is the idle period, and a breaker that is
+// not idle for it at now (CheckIdle: a report or command folded since, a
+// state other than CLOSED in mode auto, a manual or override record) is left
+// alone as a no-op (ErrNoChange). Either needs an actor and a reason.
+// Nothing about the breaker changes — no transition, no new generation
+// (seed: archiving is not a transition); the result asks the worker to
+// delete it.
 func (f *folder) archive(c Command) error {
 	b := &f.b
-	if c.Trigger != TriggerCellUnmapped {
-		return fmt.Errorf("%w: archive with trigger %q, want %s", ErrInvalidCommand, c.Trigger, TriggerCellUnmapped)
-	}
 	if c.Actor == "" || c.Reason == "" {
 		return fmt.Errorf("%w: archive needs an actor and a reason", ErrInvalidCommand)
 	}
 	_, cell, ok := ParseCellBreakerName(b.Service)
-	if !ok {
-		return fmt.Errorf("%w: %q is not a cell-scoped breaker (<svc>%s<cell>); only those are archived",
-			ErrInvalidCommand, b.Service, CellSeparator)
+	switch c.Trigger {
+	case TriggerCellUnmapped:
+		if !ok {
+			return fmt.Errorf("%w: %q is not a cell-scoped breaker (<svc>%s<cell>); only those are archived as %s",
+				ErrInvalidCommand, b.Service, CellSeparator, TriggerCellUnmapped)
+		}
+	case TriggerIdle:
+		if c.TTL <= 0 {
+			return fmt.Errorf("%w: archive with trigger %s needs a ttl: the idle period", ErrInvalidCommand, TriggerIdle)
+		}
+		if err := b.CheckIdle(f.now, c.TTL.D()); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("%w: archive with trigger %q, want %s or %s", ErrInvalidCommand, c.Trigger, TriggerCellUnmapped, TriggerIdle)
 	}
 	f.res.Archive = &Archival{Service: b.Service, Cell: cell, State: b.State, Mode: b.Mode,
 		Generation: b.Generation, Trigger: c.Trigger, Actor: c.Actor, Reason: c.Reason,

@@ -972,6 +972,7 @@ func brkFullyPopulated() domain.Breaker {
 			Trigger: domain.TriggerRecoveryTimeout, At: brkT0.Add(2 * time.Minute)},
 		LastCommandID: "0b7f9a4e-4c1d-4d7a-9a51-3f2e1c0d9b8a",
 		LastSeq:       4242,
+		ActiveAt:      brkT0.Add(2 * time.Minute),
 	}
 }
 

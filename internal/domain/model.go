@@ -45,6 +45,10 @@ const (
 	// the breaker's cell no longer owns its service on the ring. It names
 	// no transition (archiving is not one), only the archived event's cause.
 	TriggerCellUnmapped Trigger = "cell_unmapped"
+	// TriggerIdle is the trigger of the watchdog's archive command for a
+	// breaker with no activity for the idle period the command's ttl names
+	// (CheckIdle). Like cell_unmapped it names no transition.
+	TriggerIdle Trigger = "idle"
 )
 
 // Action is what a breaker command asks for.
@@ -61,8 +65,9 @@ const (
 	ActionOverride      Action = "override"
 	ActionClearOverride Action = "clear_override"
 	// ActionArchive deletes a cell-scoped breaker whose cell no longer owns
-	// its service (trigger cell_unmapped). The watchdog sends it; it is not
-	// a manual action and not a transition.
+	// its service (trigger cell_unmapped), or any breaker idle for the
+	// command's ttl (trigger idle). The watchdog sends it; it is not a
+	// manual action and not a transition.
 	ActionArchive Action = "archive"
 )
 
@@ -117,7 +122,7 @@ type Command struct {
 	Override           *ThresholdOverride `json:"override,omitempty"`
 	// Trigger is set by the watchdog on half_open commands (recovery_timeout,
 	// stuck_half_open), on expiry commands and on archive commands
-	// (cell_unmapped); empty means manual.
+	// (cell_unmapped, idle); empty means manual.
 	Trigger Trigger `json:"trigger,omitempty"`
 }
 

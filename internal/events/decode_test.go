@@ -144,6 +144,7 @@ func TestDecodeControl(t *testing.T) {
 		`{"action":"disable","actor":"a","reason":"r","override":null,"trigger":null}`,
 		`{"action":"metrics_only","actor":"a","reason":"r"}`,
 		`{"action":"archive","actor":"wd-1","reason":"cell eu2 no longer owns payments","trigger":"cell_unmapped"}`,
+		`{"action":"archive","actor":"wd-1","reason":"no activity for 168h","trigger":"idle","ttl":"168h"}`,
 	} {
 		_, err := DecodeControl([]byte(body))
 		require.NoError(t, err, body)
@@ -201,12 +202,15 @@ func TestDecodeControlRefuses(t *testing.T) {
 		refusal{"fold-only trigger", `{"action":"open",` + ar + `,"trigger":"half_open_failure"}`, ErrInvalidValue, "trigger", `action "open" takes manual`},
 		refusal{"recovery trigger on close", `{"action":"close",` + ar + `,"trigger":"recovery_timeout"}`, ErrInvalidValue, "trigger", `"recovery_timeout"`},
 		refusal{"expiry trigger on clear_override", `{"action":"clear_override",` + ar + `,"trigger":"override_expired"}`, ErrInvalidValue, "trigger", `action "clear_override" takes manual or none`},
-		refusal{"archive without trigger", `{"action":"archive",` + ar + `}`, ErrMissingField, "trigger", `required for action "archive" (cell_unmapped)`},
-		refusal{"archive with manual trigger", `{"action":"archive",` + ar + `,"trigger":"manual"}`, ErrInvalidValue, "trigger", `action "archive" takes cell_unmapped or none`},
+		refusal{"archive without trigger", `{"action":"archive",` + ar + `}`, ErrMissingField, "trigger", `required for action "archive" (cell_unmapped or idle)`},
+		refusal{"archive with manual trigger", `{"action":"archive",` + ar + `,"trigger":"manual"}`, ErrInvalidValue, "trigger", `action "archive" takes cell_unmapped|idle`},
 		refusal{"archive with expiry trigger", `{"action":"archive",` + ar + `,"trigger":"manual_expired"}`, ErrInvalidValue, "trigger", `is "manual_expired"`},
 		refusal{"archive without actor", `{"action":"archive","reason":"r","trigger":"cell_unmapped"}`, ErrMissingField, "actor", "is required"},
 		refusal{"archive without reason", `{"action":"archive","actor":"a","trigger":"cell_unmapped"}`, ErrMissingField, "reason", "is required"},
 		refusal{"archive with ttl", `{"action":"archive",` + ar + `,"trigger":"cell_unmapped","ttl":"1h"}`, ErrInvalidValue, "ttl", `for action "archive"`},
+		refusal{"archive idle without ttl", `{"action":"archive",` + ar + `,"trigger":"idle"}`, ErrMissingField, "ttl", "idle period"},
+		refusal{"archive idle below a minute", `{"action":"archive",` + ar + `,"trigger":"idle","ttl":"59s"}`, ErrInvalidValue, "ttl", "want an idle period of 1m0s..8784h0m0s"},
+		refusal{"archive idle above a year", `{"action":"archive",` + ar + `,"trigger":"idle","ttl":"8785h"}`, ErrInvalidValue, "ttl", "is 8785h0m0s"},
 		refusal{"archive with override_kill_switch", `{"action":"archive",` + ar + `,"trigger":"cell_unmapped","override_kill_switch":true}`, ErrInvalidValue, "override_kill_switch", "not a manual action"},
 		refusal{"cell_unmapped on half_open", `{"action":"half_open","trigger":"cell_unmapped"}`, ErrInvalidValue, "trigger", `is "cell_unmapped"`},
 		refusal{"cell_unmapped on open", `{"action":"open",` + ar + `,"trigger":"cell_unmapped"}`, ErrInvalidValue, "trigger", `action "open" takes manual`},

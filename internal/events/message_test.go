@@ -187,10 +187,12 @@ func TestEventRefusals(t *testing.T) {
 		base := `"service":"payments--eu2","cell":"eu2","state":"closed","mode":"auto","trigger":"cell_unmapped","actor":"wd","reason":"r",` + at
 		runRefusals(t, DecodeArchivedEvent, []refusal{
 			{"no cell in the name", `{"service":"payments","cell":"eu2","state":"closed","mode":"auto","trigger":"cell_unmapped","actor":"wd","reason":"r",` + at + `}`, ErrInvalidValue, "service", "not a cell-scoped breaker"},
+			{"no cell in the name, cell_unmapped", `{"service":"payments","cell":"","state":"closed","mode":"auto","trigger":"cell_unmapped","actor":"wd","reason":"r",` + at + `}`, ErrInvalidValue, "service", "not a cell-scoped breaker"},
+			{"idle with a cell the name lacks", `{"service":"payments","cell":"eu2","state":"closed","mode":"auto","trigger":"idle","actor":"wd","reason":"r",` + at + `}`, ErrInvalidValue, "cell", `names cell ""`},
 			{"cell differs", `{"service":"payments--eu2","cell":"eu3","state":"closed","mode":"auto","trigger":"cell_unmapped","actor":"wd","reason":"r",` + at + `}`, ErrInvalidValue, "cell", `names cell "eu2"`},
 			{"bad state", `{"service":"payments--eu2","cell":"eu2","state":"gone","mode":"auto","trigger":"cell_unmapped","actor":"wd","reason":"r",` + at + `}`, ErrInvalidValue, "state", `"gone"`},
 			{"no mode", `{"service":"payments--eu2","cell":"eu2","state":"closed","trigger":"cell_unmapped","actor":"wd","reason":"r",` + at + `}`, ErrInvalidValue, "mode", `""`},
-			{"transition trigger", `{"service":"payments--eu2","cell":"eu2","state":"closed","mode":"auto","trigger":"manual","actor":"wd","reason":"r",` + at + `}`, ErrInvalidValue, "trigger", "want cell_unmapped"},
+			{"transition trigger", `{"service":"payments--eu2","cell":"eu2","state":"closed","mode":"auto","trigger":"manual","actor":"wd","reason":"r",` + at + `}`, ErrInvalidValue, "trigger", "want cell_unmapped or idle"},
 			{"no actor", `{"service":"payments--eu2","cell":"eu2","state":"closed","mode":"auto","trigger":"cell_unmapped","reason":"r",` + at + `}`, ErrMissingField, "actor", "is required"},
 			{"no reason", `{"service":"payments--eu2","cell":"eu2","state":"closed","mode":"auto","trigger":"cell_unmapped","actor":"wd",` + at + `}`, ErrMissingField, "reason", "is required"},
 			{"no time", `{"service":"payments--eu2","cell":"eu2","state":"closed","mode":"auto","trigger":"cell_unmapped","actor":"wd","reason":"r"}`, ErrMissingField, "at", "is required"},

@@ -154,7 +154,8 @@ type BreakerCommand struct {
 	Actor  string `json:"actor,omitempty"`
 	Reason string `json:"reason,omitempty"`
 	// TTL bounds a manual open, close or override; 0 uses the configured
-	// manual_override_ttl.
+	// manual_override_ttl. On archive with trigger idle it is the idle
+	// period, required.
 	TTL domain.Duration `json:"ttl,omitempty"`
 	// TriggerReplay asks a close to replay the service's dead letters.
 	TriggerReplay bool `json:"trigger_replay,omitempty"`
@@ -175,7 +176,7 @@ const payloadCommand = "breaker command"
 var commandTriggers = map[domain.Action][]domain.Trigger{
 	domain.ActionHalfOpen: {domain.TriggerRecoveryTimeout, domain.TriggerStuckHalfOpen,
 		domain.TriggerManualExpired, domain.TriggerOverrideExpired},
-	domain.ActionArchive: {domain.TriggerCellUnmapped},
+	domain.ActionArchive: {domain.TriggerCellUnmapped, domain.TriggerIdle},
 }
 
 // watchdogAction reports whether a is sent by the watchdog: its trigger list
@@ -190,8 +191,9 @@ func watchdogAction(a domain.Action) bool {
 // override present exactly for the override action, with at least one field
 // and every field in range; trigger allowed for the action (half_open:
 // recovery_timeout, stuck_half_open, manual_expired, override_expired or
-// none; archive: cell_unmapped, required, with an actor and a reason; every
-// other action: manual or none).
+// none; archive: cell_unmapped or idle, required, with an actor and a
+// reason, and with idle a ttl within [domain.MinIdlePeriod,
+// domain.MaxIdlePeriod]; every other action: manual or none).
 func (c BreakerCommand) Validate() error {
 	if c.Action == "" {
 		return fieldErr(ErrMissingField, payloadCommand, "action", "is required (one of %s)", list(domain.Actions))
@@ -208,16 +210,24 @@ func (c BreakerCommand) Validate() error {
 		return err
 	}
 	if archive && c.Trigger == "" {
-		return fieldErr(ErrMissingField, payloadCommand, "trigger", "is required for action \"archive\" (%s)", domain.TriggerCellUnmapped)
+		return fieldErr(ErrMissingField, payloadCommand, "trigger", "is required for action \"archive\" (%s or %s)", domain.TriggerCellUnmapped, domain.TriggerIdle)
+	}
+	idle := archive && c.Trigger == domain.TriggerIdle
+	if idle && c.TTL == 0 {
+		return fieldErr(ErrMissingField, payloadCommand, "ttl", "is required for archive with trigger idle (the idle period)")
 	}
 	if c.TTL != 0 {
-		switch c.Action {
-		case domain.ActionOpen, domain.ActionClose, domain.ActionOverride:
+		switch {
+		case idle:
+			if c.TTL.D() < domain.MinIdlePeriod || c.TTL.D() > domain.MaxIdlePeriod {
+				return fieldErr(ErrInvalidValue, payloadCommand, "ttl", "is %s; want an idle period of %s..%s", c.TTL, domain.MinIdlePeriod, domain.MaxIdlePeriod)
+			}
+		case c.Action == domain.ActionOpen, c.Action == domain.ActionClose, c.Action == domain.ActionOverride:
+			if c.TTL.D() < MinTTL || c.TTL.D() > MaxTTL {
+				return fieldErr(ErrInvalidValue, payloadCommand, "ttl", "is %s; want %s..%s", c.TTL, MinTTL, MaxTTL)
+			}
 		default:
-			return fieldErr(ErrInvalidValue, payloadCommand, "ttl", "is given for action %q; only open, close and override take a ttl", c.Action)
-		}
-		if c.TTL.D() < MinTTL || c.TTL.D() > MaxTTL {
-			return fieldErr(ErrInvalidValue, payloadCommand, "ttl", "is %s; want %s..%s", c.TTL, MinTTL, MaxTTL)
+			return fieldErr(ErrInvalidValue, payloadCommand, "ttl", "is given for action %q; only open, close, override and archive with trigger idle take a ttl", c.Action)
 		}
 	}
 	if c.TriggerReplay && c.Action != domain.ActionClose {
@@ -661,8 +671,10 @@ func (e TransitionEvent) Validate() error {
 }
 
 // ArchivedEvent is the body of baldur.event.breaker.<svc>.archived: a
-// cell-scoped breaker whose cell no longer owns its service on the ring was
-// deleted by a breaker-worker applying the watchdog's archive command. It
+// breaker was deleted by a breaker-worker applying the watchdog's archive
+// command — a cell-scoped breaker whose cell no longer owns its service on
+// the ring (trigger cell_unmapped), or a breaker idle for the watchdog's
+// idle period (trigger idle; Cell is "" unless the name is cell-scoped). It
 // is emitted once (Nats-Msg-Id "<svc>.<generation>.archived") and carries
 // the breaker's last state. Archiving is not a transition: Generation is
 // the breaker's last one.
@@ -686,15 +698,19 @@ func NewArchivedEvent(a domain.Archival) ArchivedEvent { return ArchivedEvent(a)
 
 const payloadArchived = "archived event"
 
-// Validate checks the event: a cell-scoped service whose cell is Cell, a
-// known state and mode, trigger cell_unmapped, an actor, a reason, a time
-// and a sane window.
+// Validate checks the event: trigger cell_unmapped with a cell-scoped
+// service, or trigger idle with any service; Cell the service's cell part
+// ("" for a name without one); a known state and mode, an actor, a reason,
+// a time and a sane window.
 func (e ArchivedEvent) Validate() error {
 	if err := checkService(payloadArchived, e.Service); err != nil {
 		return err
 	}
+	if e.Trigger != domain.TriggerCellUnmapped && e.Trigger != domain.TriggerIdle {
+		return fieldErr(ErrInvalidValue, payloadArchived, "trigger", "is %q; want %s or %s", clip(string(e.Trigger), 64), domain.TriggerCellUnmapped, domain.TriggerIdle)
+	}
 	_, cell, ok := domain.ParseCellBreakerName(e.Service)
-	if !ok {
+	if !ok && e.Trigger == domain.TriggerCellUnmapped {
 		return fieldErr(ErrInvalidValue, payloadArchived, "service", "is %q, not a cell-scoped breaker <svc>%s<cell>", e.Service, domain.CellSeparator)
 	}
 	if e.Cell != cell {
@@ -705,9 +721,6 @@ func (e ArchivedEvent) Validate() error {
 	}
 	if !oneOf(e.Mode, modes) {
 		return fieldErr(ErrInvalidValue, payloadArchived, "mode", "is %q; want one of %s", clip(string(e.Mode), 64), list(modes))
-	}
-	if e.Trigger != domain.TriggerCellUnmapped {
-		return fieldErr(ErrInvalidValue, payloadArchived, "trigger", "is %q; want %s", clip(string(e.Trigger), 64), domain.TriggerCellUnmapped)
 	}
 	if err := checkText(payloadArchived, "actor", e.Actor, MaxActorLen, true, false); err != nil {
 		return err

@@ -19,6 +19,7 @@ const (
 	DutyManualExpired   = "manual_expired"
 	DutyOverrideExpired = "override_expired"
 	DutyStuckHalfOpen   = "stuck_half_open"
+	DutyArchiveIdle     = "archive_idle"
 	DutyRescue          = "rescue_replays"
 	DutySLA             = "sla_breaches"
 	DutyExpire          = "expire_entries"
@@ -27,7 +28,7 @@ const (
 )
 
 func (w *Watchdog) builtinDuties() []Duty {
-	return []Duty{
+	duties := []Duty{
 		w.deadlineDuty(domain.TriggerRecoveryTimeout, func(_ string, d *deadlines, now time.Time) bool {
 			return d.State == domain.StateOpen && d.Mode == domain.ModeAuto && !d.RecoveryAt.IsZero() && !now.Before(d.RecoveryAt)
 		}),
@@ -52,6 +53,10 @@ func (w *Watchdog) builtinDuties() []Duty {
 		DutyFunc{DutyName: DutyPurge, Fn: w.purge},
 		DutyFunc{DutyName: DutyPruneRollups, Fn: w.pruneRollups},
 	}
+	if w.cfg.IdleAfter > 0 {
+		duties = append(duties, DutyFunc{DutyName: DutyArchiveIdle, Fn: w.archiveIdle})
+	}
+	return duties
 }
 
 // sentKey names a command sent for a breaker.

@@ -17,8 +17,9 @@ import (
 	"github.com/baldurfleet/baldur/internal/replay"
 )
 
-// AuditActionBreakerArchived is the audit action of a cell-scoped breaker
-// archived by reconciliation; the subject is "breaker:<name>". The record is
+// AuditActionBreakerArchived is the audit action of a breaker archived by
+// cell reconciliation or as idle (archive_idle); the subject is
+// "breaker:<name>". The record is
 // written by the replay-workers' audit consumer from the archived event the
 // breaker-worker publishes (replay.AuditRecordFor), once per event.
 const AuditActionBreakerArchived = replay.AuditActionBreakerPrefix + string(events.BreakerArchived)
@@ -40,7 +41,8 @@ type ReconcileResult struct {
 // breaker-worker applies the command by its rules — it deletes the key by
 // compare-and-set and publishes baldur.event.breaker.<name>.archived, which
 // the audit consumer records. Breakers without a configured cell are never
-// touched (and a breaker-worker refuses to archive a name without a cell),
+// touched (and a breaker-worker refuses to archive a name without a cell as
+// cell_unmapped),
 // and nothing is archived while no cell owns keys.
 type Cells struct {
 	config, breakers jetstream.KeyValue

@@ -37,6 +37,13 @@ const (
 	// DefaultResendAfter is how long the watchdog waits before it sends the
 	// same command for the same breaker generation again.
 	DefaultResendAfter = 30 * time.Second
+	// DefaultIdleAfter is how long a breaker goes without activity before
+	// the watchdog archives it.
+	DefaultIdleAfter = 7 * 24 * time.Hour
+	// MaxIdleArchivesPerTick bounds the archive commands one tick sends for
+	// idle breakers (the longest idle first); the rest wait for the next
+	// ticks.
+	MaxIdleArchivesPerTick = 1000
 	// LeaderKey is the key of the leader lease in baldur_partitions.
 	LeaderKey = "watchdog.leader"
 )
@@ -70,6 +77,13 @@ type Config struct {
 	// ResendAfter is how long a command for one breaker generation is not
 	// sent again; 0 means DefaultResendAfter.
 	ResendAfter time.Duration
+	// IdleAfter is how long a breaker CLOSED in mode auto, with no manual
+	// or override record, goes without activity (a report folded, a
+	// command applied) before the watchdog sends it an archive command
+	// (trigger idle); 0 means DefaultIdleAfter, a negative value turns idle
+	// archival off. Otherwise it is within domain.MinIdlePeriod and
+	// domain.MaxIdlePeriod.
+	IdleAfter time.Duration
 	// Clock is the duties' time (deadlines, SLA, expiry); nil is time.Now.
 	// Lease timing always uses the monotonic wall clock.
 	Clock func() time.Time
@@ -100,6 +114,9 @@ func (c Config) WithDefaults() Config {
 	if c.ResendAfter == 0 {
 		c.ResendAfter = DefaultResendAfter
 	}
+	if c.IdleAfter == 0 {
+		c.IdleAfter = DefaultIdleAfter
+	}
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}
@@ -126,6 +143,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: batch %d and max batches %d must be positive", ErrInvalidConfig, c.Batch, c.MaxBatches)
 	case c.ResendAfter <= 0:
 		return fmt.Errorf("%w: resend-after %s must be positive", ErrInvalidConfig, c.ResendAfter)
+	case c.IdleAfter > 0 && (c.IdleAfter < domain.MinIdlePeriod || c.IdleAfter > domain.MaxIdlePeriod):
+		return fmt.Errorf("%w: idle-after %s: want %s..%s, or 0 to turn idle archival off", ErrInvalidConfig,
+			c.IdleAfter, domain.MinIdlePeriod, domain.MaxIdlePeriod)
 	}
 	return nil
 }

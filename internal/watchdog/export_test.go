@@ -18,3 +18,14 @@ func (w *Watchdog) Indexed(svc string) (state domain.State, manual, override tim
 	d, _ := w.index.get(svc)
 	return d.State, d.manualExpires(), d.overrideExpires()
 }
+
+// IndexedIdleSince returns the last activity the watchdog's own index holds
+// for svc (zero: none, or svc unknown), for a test to wait on before it
+// ticks.
+func (w *Watchdog) IndexedIdleSince(svc string) time.Time {
+	d, ok := w.index.get(svc)
+	if !ok {
+		return time.Time{}
+	}
+	return d.idleSince()
+}

@@ -29,6 +29,38 @@ type deadlines struct {
 	Override *struct {
 		ExpiresAt time.Time `json:"expires_at"`
 	} `json:"override"`
+	// ActiveAt and LastTransition.At date the breaker's last activity
+	// (domain.Breaker.IdleSince).
+	ActiveAt       time.Time `json:"active_at"`
+	LastTransition *struct {
+		At time.Time `json:"at"`
+	} `json:"last_transition"`
+	// written is when the stored value was written (the server's time),
+	// the last activity of a value that records none.
+	written time.Time
+}
+
+// idleSince is the breaker's last activity: as domain.Breaker.IdleSince,
+// and for a value that records none, when it was written.
+func (d *deadlines) idleSince() time.Time {
+	switch {
+	case !d.ActiveAt.IsZero():
+		return d.ActiveAt
+	case d.LastTransition != nil && !d.LastTransition.At.IsZero():
+		return d.LastTransition.At
+	}
+	return d.written
+}
+
+// idle reports whether the breaker may be archived as idle at now after the
+// idle period after (domain.Breaker.CheckIdle, which the breaker-worker
+// applies again), and since when it is idle.
+func (d *deadlines) idle(now time.Time, after time.Duration) (time.Time, bool) {
+	if d.State != domain.StateClosed || d.Mode != domain.ModeAuto || d.Manual != nil || d.Override != nil {
+		return time.Time{}, false
+	}
+	since := d.idleSince()
+	return since, !since.IsZero() && now.Sub(since) >= after
 }
 
 // manualExpires is the forced mode's expiry, zero when there is none.
@@ -91,6 +123,7 @@ func (x *index) apply(e jetstream.KeyValueEntry) {
 		delete(x.m, e.Key())
 		return
 	}
+	d.written = e.Created()
 	x.m[e.Key()] = d
 }
 

@@ -10,7 +10,7 @@ import (
 
 // RegisterMetrics exports the watchdog's counters (Stats) as observable
 // instruments of m: whether this instance holds the leader lease, lease
-// takeovers, half_open commands by trigger, the entries it rescued, flagged
+// takeovers, breaker commands by trigger, the entries it rescued, flagged
 // past their SLA, expired and purged, and each duty's runs and errors.
 // Unregister the registration when the watchdog is gone.
 func (w *Watchdog) RegisterMetrics(m metric.Meter) (metric.Registration, error) {
@@ -19,7 +19,7 @@ func (w *Watchdog) RegisterMetrics(m metric.Meter) (metric.Registration, error) 
 	acquired, err2 := m.Int64ObservableCounter("baldur.watchdog.lease.acquired", metric.WithUnit("{lease}"),
 		metric.WithDescription("Leader lease takeovers by this watchdog."))
 	commands, err3 := m.Int64ObservableCounter("baldur.watchdog.commands", metric.WithUnit("{command}"),
-		metric.WithDescription("half_open commands published, by trigger."))
+		metric.WithDescription("Breaker commands published (half_open, archive of idle breakers), by trigger."))
 	entries, err4 := m.Int64ObservableCounter("baldur.watchdog.entries", metric.WithUnit("{entry}"),
 		metric.WithDescription("Dead-letter entries acted on, by action (rescued, sla_breached, expired, purged)."))
 	duties, err5 := m.Int64ObservableCounter("baldur.watchdog.duty.runs", metric.WithUnit("{run}"),

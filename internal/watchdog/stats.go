@@ -17,8 +17,9 @@ type Stats struct {
 	Ticks int64
 	// Breakers is the number of breakers in the deadline index.
 	Breakers int
-	// Commands counts the half_open commands published, by trigger
-	// (recovery_timeout, manual_expired, override_expired, stuck_half_open).
+	// Commands counts the breaker commands published, by trigger: half_open
+	// (recovery_timeout, manual_expired, override_expired, stuck_half_open)
+	// and archive for idle breakers (idle).
 	Commands map[string]int64
 	// CommandsHeld counts deadlines seen again for a breaker generation whose
 	// command was sent less than ResendAfter ago (not sent again).

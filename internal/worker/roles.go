@@ -67,9 +67,10 @@ type Breaker struct {
 }
 
 // StartBreaker starts a breaker-worker on res, which Open must have opened
-// for RoleBreaker. Fields of cfg left zero take res's: Topology, Configs and
-// Governance (the view), Conn (half-open permits), Node (the process's node
-// id) and Logger. ctx bounds the start; the worker runs until Stop.
+// for RoleBreaker. Fields of cfg left zero take res's: Topology, Configs,
+// Governance and Breakers (the view), Conn (half-open permits), Node (the
+// process's node id) and Logger. ctx bounds the start; the worker runs
+// until Stop.
 func StartBreaker(ctx context.Context, res *Resources, cfg breaker.Config) (*Breaker, error) {
 	if err := res.need(RoleBreaker); err != nil {
 		return nil, err
@@ -82,6 +83,9 @@ func StartBreaker(ctx context.Context, res *Resources, cfg breaker.Config) (*Bre
 	}
 	if cfg.Governance == nil {
 		cfg.Governance = res.View
+	}
+	if cfg.Breakers == nil {
+		cfg.Breakers = res.View
 	}
 	if cfg.Conn == nil {
 		cfg.Conn = res.NC
