@@ -7,6 +7,10 @@ ROOT      := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 PKGS      ?= ./...
 BENCHTIME ?= 1s
 FUZZTIME  ?= 60s
+# The version the binaries print for --version and export as
+# baldur_build_info (the commit comes from version control).
+VERSION   ?= dev
+LDFLAGS   := -X github.com/baldurfleet/baldur/internal/buildinfo.version=$(VERSION)
 
 .DEFAULT_GOAL := help
 
@@ -17,8 +21,12 @@ help: ## list the targets
 .PHONY: run
 run: ## install what the demo lacks, then run the whole fleet in one process with the demo (`bin/baldur dev --demo`; docs/dev.md)
 	@$(ROOT)/scripts/setup run
-	cd $(ROOT) && $(GO) build -o bin/baldur ./cmd/baldur
+	cd $(ROOT) && $(GO) build -ldflags "$(LDFLAGS)" -o bin/baldur ./cmd/baldur
 	@cd $(ROOT) && scripts/foreground bin/baldur dev --demo
+
+.PHONY: build
+build: ## build every binary into bin/; VERSION=1.4.0 stamps the version (`--version`, baldur_build_info)
+	cd $(ROOT) && $(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
 
 .PHONY: test
 test: ## install what the tests lack, then run every test with the race detector, against real NATS and PostgreSQL

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/baldurfleet/baldur/internal/buildinfo"
 	"github.com/baldurfleet/baldur/internal/process"
 	"github.com/baldurfleet/baldur/internal/replay"
 	"github.com/baldurfleet/baldur/internal/worker"
@@ -42,9 +43,14 @@ func main() {
 }
 
 // run is the whole program: it returns when ctx ends (a signal), after a
-// graceful stop, or at once when the start fails, with the exit code. ready,
+// graceful stop, or at once when the start fails, with the exit code;
+// --version prints the build to stdout and exits 0. ready,
 // when not nil, is called once the worker runs.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready func(*replay.Worker)) int {
+	if buildinfo.Requested(args) {
+		buildinfo.Print(os.Stdout, name)
+		return exitOK
+	}
 	return worker.ExitCode(stderr, name, runErr(ctx, args, getenv, stderr, ready))
 }
 
@@ -59,6 +65,7 @@ func runErr(ctx context.Context, args []string, getenv func(string) string, stde
 	replayTimeout := f.Duration("replay-timeout", "BALDUR_REPLAY_TIMEOUT", replay.DefaultRequestTimeout, "timeout of one replay request to a service")
 	auditKeyFile := f.AuditKeyFile()
 	shutdown := f.Duration("shutdown-timeout", "BALDUR_SHUTDOWN_TIMEOUT", replay.DefaultShutdownTimeout, "bound of a graceful stop")
+	buildinfo.AddFlag(f.FlagSet())
 	pc, err := f.Parse(args, getenv)
 	if err != nil {
 		return worker.Usage(err)

@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/baldurfleet/baldur/internal/buildinfo"
 	"github.com/baldurfleet/baldur/internal/process"
 	"github.com/baldurfleet/baldur/internal/watchdog"
 	"github.com/baldurfleet/baldur/internal/worker"
@@ -44,8 +45,13 @@ func main() {
 }
 
 // run is the whole program: it returns when ctx ends (a signal), after a
-// graceful stop, or at once when the start fails, with the exit code.
+// graceful stop, or at once when the start fails, with the exit code;
+// --version prints the build to stdout and exits 0.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	if buildinfo.Requested(args) {
+		buildinfo.Print(os.Stdout, name)
+		return worker.ExitOK
+	}
 	return worker.ExitCode(stderr, name, runErr(ctx, args, getenv, stderr))
 }
 
@@ -57,6 +63,7 @@ func runErr(ctx context.Context, args []string, getenv func(string) string, stde
 	auditKeyFile := f.AuditKeyFile()
 	retention := f.Duration("retention", "BALDUR_WATCHDOG_RETENTION", watchdog.DefaultRetention, "how long terminal dead letters are kept after their expires_at")
 	idleAfter := f.Duration("idle-after", "BALDUR_WATCHDOG_IDLE_AFTER", watchdog.DefaultIdleAfter, "archive breakers closed in auto mode without activity for this long (1m to 8784h; 0 turns idle archival off)")
+	buildinfo.AddFlag(f.FlagSet())
 	pc, err := f.Parse(args, getenv)
 	if err != nil {
 		return worker.Usage(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 
+	"github.com/baldurfleet/baldur/internal/buildinfo"
 	"github.com/baldurfleet/baldur/internal/domain"
 	"github.com/baldurfleet/baldur/internal/opsclient"
 	"github.com/baldurfleet/baldur/internal/process"
@@ -127,6 +128,9 @@ func RunEnv(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 			return RunEnv(ctx, append(args[1:], "--help"), stdout, stderr, getenv)
 		}
 		topUsage(stdout)
+		return ExitOK
+	case "--version", "-version":
+		buildinfo.Print(stdout, Name)
 		return ExitOK
 	}
 	noun := args[0]

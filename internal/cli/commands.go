@@ -10,5 +10,6 @@ func commands() []*command {
 	all = append(all, configCommands()...)
 	all = append(all, adminCommands()...)
 	all = append(all, devCommands()...)
+	all = append(all, versionCommands()...)
 	return all
 }

@@ -16,6 +16,7 @@ var nounSummaries = map[string]string{
 	"config":     "read and write breaker and fleet settings",
 	"admin":      "serve the admin HTTP API and dashboard",
 	"dev":        "run the whole fleet in one process on this machine; --demo tells a breaker's story",
+	"version":    "print the version, commit and Go version (also: baldur --version)",
 }
 
 const exitCodesHelp = `Exit codes:

@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/baldurfleet/baldur/internal/buildinfo"
 	"github.com/baldurfleet/baldur/internal/process"
 	"github.com/baldurfleet/baldur/internal/telemetry"
 )
@@ -30,6 +31,10 @@ type flagSpec struct {
 	envs  map[string]bool
 }
 
+// testVersion is the version binDir stamps into the binaries, as the
+// Makefile and the Dockerfile do.
+const testVersion = "0.0.0-deploytest"
+
 var (
 	buildOnce sync.Once
 	buildDir  string
@@ -37,8 +42,9 @@ var (
 	buildOut  []byte
 )
 
-// binDir builds every binary under cmd/ once per test binary, into a
-// directory removed when the tests end (see TestMain).
+// binDir builds every binary under cmd/ once per test binary, with
+// testVersion stamped in, into a directory removed when the tests end (see
+// TestMain).
 func binDir(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -48,7 +54,8 @@ func binDir(t *testing.T) string {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", buildDir+string(filepath.Separator), "./cmd/...")
+		cmd := exec.CommandContext(ctx, "go", "build", "-ldflags", "-X "+buildinfo.VersionVar+"="+testVersion,
+			"-o", buildDir+string(filepath.Separator), "./cmd/...")
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		buildOut, buildErr = cmd.CombinedOutput()

@@ -17,6 +17,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/baldurfleet/baldur/internal/buildinfo"
 )
 
 // Environment variables Setup reads besides those the OpenTelemetry
@@ -73,7 +75,7 @@ type Provider struct {
 // are always readable at Metrics (Prometheus), and are also pushed by the
 // reader OTEL_METRICS_EXPORTER names, when it is set (or an OTLP metrics
 // endpoint is). Sampling follows OTEL_TRACES_SAMPLER (default: parent-based,
-// always on).
+// always on). Every provider exports MetricBuildInfo.
 func Setup(ctx context.Context, cfg Config) (*Provider, error) {
 	getenv := cfg.Getenv
 	if getenv == nil {
@@ -127,6 +129,10 @@ func Setup(ctx context.Context, cfg Config) (*Provider, error) {
 	}
 	p.Meter = sdkmetric.NewMeterProvider(mopts...)
 	p.shutdown = append(p.shutdown, p.Meter.Shutdown)
+	if err := registerBuildInfo(p.Meter, buildinfo.Get()); err != nil {
+		_ = p.Shutdown(ctx)
+		return nil, err
+	}
 
 	if !cfg.NoGlobal {
 		otel.SetTracerProvider(p.Tracer)
