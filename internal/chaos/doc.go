@@ -11,7 +11,7 @@
 //
 //	make chaos                         # a fresh seed, printed
 //	BALDUR_CHAOS_SEED=42 make chaos    # repeat a run
-//	go test -race -tags chaos -run 'TestChaos/crashes' ./internal/chaos -args -seed=42
+//	go test -race -tags chaos -run TestChaosWorkerCrashes ./internal/chaos -args -seed=42
 //
 // The harness (Harness, Link, the worker wrappers, the load generators and
 // the invariant checkers) is exported within the package's chaos build for
