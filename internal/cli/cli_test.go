@@ -215,7 +215,7 @@ func TestConfigSetAndGet(t *testing.T) {
 	f := opstest.NewFleet(t)
 
 	r := run(t, cmd(f, "config", "set", "payments", `{"failure_threshold": 0}`)...)
-	require.Equal(t, cli.ExitFailed, r.code)
+	require.Equal(t, cli.ExitUsage, r.code)
 	require.Contains(t, r.stderr, "refused, nothing written")
 	r = run(t, cmd(f, "config", "get", "payments", "--json")...)
 	var e struct {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -172,73 +171,4 @@ func runSLOTarget(r *runner, args []string) error {
 		what = "error-budget gate off"
 	}
 	return runGovernance(r, cmd, what)
-}
-
-func configCommands() []*command {
-	return []*command{
-		{
-			noun: "config", verb: "get", args: []string{"KEY"}, needs: needNATS,
-			summary:  "show a key of baldur_config (a service, _defaults, _sla or _cells) and its effective setting",
-			examples: []string{"baldur config get payments", "baldur config get _defaults --json"},
-			run:      runConfigGet,
-		},
-		{
-			noun: "config", verb: "set", args: []string{"KEY", "JSON?"}, needs: needNATS,
-			summary: "validate a value exactly as the fleet reads it, then write it by compare-and-set",
-			examples: []string{`baldur config set payments '{"failure_threshold": 8, "recovery_timeout": "45s"}'`,
-				`baldur config set _sla '{"default_hours": 48}'`, "baldur config set _defaults --file defaults.json"},
-			flags: func(f *process.Flags) func() any {
-				p := f.FlagSet().String("file", "", "read the JSON value from this file")
-				return func() any { return p }
-			},
-			run: runConfigSet,
-		},
-	}
-}
-
-func runConfigGet(r *runner, args []string) error {
-	ctx, cancel := r.opCtx()
-	defer cancel()
-	e, err := r.client.ConfigGet(ctx, args[0])
-	if err != nil {
-		return err
-	}
-	return printConfig(r, e, "")
-}
-
-func printConfig(r *runner, e opsclient.ConfigEntry, verb string) error {
-	if r.json {
-		return printJSON(r.stdout, e)
-	}
-	if verb != "" {
-		fmt.Fprintf(r.stdout, "%s: %s (revision %d)\n", verb, e.Key, e.Revision)
-	}
-	fmt.Fprintf(r.stdout, "stored (revision %d):\n  %s\neffective:\n", e.Revision, string(e.Value))
-	return printJSON(r.stdout, e.Effective)
-}
-
-func runConfigSet(r *runner, args []string) error {
-	file := *r.extra.(*string)
-	var value []byte
-	switch {
-	case len(args) == 2 && file != "":
-		return usagef("config set: give the value or --file, not both")
-	case len(args) == 2:
-		value = []byte(args[1])
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return usagef("config set: --file: %v", err)
-		}
-		value = b
-	default:
-		return usagef("config set: missing argument JSON (or --file)")
-	}
-	ctx, cancel := r.opCtx()
-	defer cancel()
-	e, err := r.client.ConfigSet(ctx, args[0], value)
-	if err != nil {
-		return fmt.Errorf("refused, nothing written: %w", err)
-	}
-	return printConfig(r, e, "written")
 }

@@ -21,8 +21,9 @@ var nounSummaries = map[string]string{
 
 const exitCodesHelp = `Exit codes:
   0  applied / ok
-  1  refused, not applied within --timeout, not found, or failed
-  2  usage error (unknown command or flag, missing argument or --reason)
+  1  refused, not applied within --timeout, not found, conflict, or failed
+  2  usage error (unknown command or flag, missing argument or --reason,
+     a value the contract refuses); nothing was sent
   3  NATS, the fleet's topology, a replay-worker or PostgreSQL unreachable
 `
 

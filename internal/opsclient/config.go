@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -78,7 +80,8 @@ func (c *Client) getConfig(ctx context.Context, key string) ([]byte, uint64, err
 }
 
 // ConfigGet reads key of baldur_config and resolves it. A key that is not
-// set is not an error: Value is null and Effective the defaults.
+// set is not an error: Value is null and Effective the defaults. A stored
+// value the fleet cannot read is ErrCorrupt.
 func (c *Client) ConfigGet(ctx context.Context, key string) (ConfigEntry, error) {
 	if err := validateConfigKey(key); err != nil {
 		return ConfigEntry{}, err
@@ -95,7 +98,7 @@ func (c *Client) ConfigGet(ctx context.Context, key string) (ConfigEntry, error)
 	}
 	eff, err := resolve(key, value, defaults)
 	if err != nil {
-		return ConfigEntry{}, fmt.Errorf("%w: stored config key %s: %w", ErrInvalid, key, err)
+		return ConfigEntry{}, fmt.Errorf("%w: config key %s: %w", ErrCorrupt, key, err)
 	}
 	return ConfigEntry{Key: key, Value: rawOrNull(value), Revision: rev, Effective: eff}, nil
 }
@@ -149,6 +152,88 @@ func (c *Client) ConfigSet(ctx context.Context, key string, value []byte) (Confi
 		return ConfigEntry{}, natsErr("write config key "+key, err)
 	}
 	return ConfigEntry{Key: key, Value: value, Revision: newRev, Effective: eff}, nil
+}
+
+// ConfigKey is one key of baldur_config as ConfigList lists it.
+type ConfigKey struct {
+	// Key is "_defaults", "_sla", "_cells" or a service name.
+	Key string `json:"key"`
+	// Fleet reports a fleet setting (_defaults, _sla, _cells) rather than
+	// a service.
+	Fleet bool `json:"fleet"`
+	// Revision is the KV revision of the stored value.
+	Revision uint64 `json:"revision"`
+	// Updated is when that revision was written.
+	Updated time.Time `json:"updated"`
+}
+
+// ConfigList returns every key set in baldur_config, the fleet settings
+// first, then the services by name. Deleted keys are not listed.
+func (c *Client) ConfigList(ctx context.Context) ([]ConfigKey, error) {
+	lister, err := c.config.ListKeys(ctx)
+	if err != nil {
+		return nil, natsErr("list config keys", err)
+	}
+	var names []string
+	// The channel closes once every key was sent (the lister then stops
+	// its watcher itself), or early when ctx ends.
+	for k := range lister.Keys() {
+		names = append(names, k)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, natsErr("list config keys", err)
+	}
+	out := make([]ConfigKey, 0, len(names))
+	for _, k := range names {
+		e, err := c.config.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // deleted since it was listed
+		}
+		if err != nil {
+			return nil, natsErr("read config key "+k, err)
+		}
+		out = append(out, ConfigKey{Key: k, Fleet: strings.HasPrefix(k, "_"), Revision: e.Revision(), Updated: e.Created().UTC()})
+	}
+	slices.SortFunc(out, func(a, b ConfigKey) int {
+		if a.Fleet != b.Fleet {
+			if a.Fleet {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.Key, b.Key)
+	})
+	return out, nil
+}
+
+// ConfigDelete deletes key of baldur_config by compare-and-set on the
+// revision it read, and returns what was stored (the fleet falls back to
+// the defaults: the built-in ones, then _defaults for a service). A key that
+// is not set is ErrNotFound; a concurrent write is ErrConflict. Deleting a
+// fleet setting (_defaults, _sla, _cells) changes every service's, so it
+// needs force; without it the call is ErrInvalid and nothing is deleted.
+func (c *Client) ConfigDelete(ctx context.Context, key string, force bool) (ConfigEntry, error) {
+	if err := validateConfigKey(key); err != nil {
+		return ConfigEntry{}, err
+	}
+	if strings.HasPrefix(key, "_") && !force {
+		return ConfigEntry{}, fmt.Errorf("%w: config %s is a fleet setting: deleting it changes every service's; force it to delete", ErrInvalid, key)
+	}
+	value, rev, err := c.getConfig(ctx, key)
+	if err != nil {
+		return ConfigEntry{}, err
+	}
+	if rev == 0 {
+		return ConfigEntry{}, fmt.Errorf("%w: config key %s is not set", ErrNotFound, key)
+	}
+	err = c.config.Delete(ctx, key, jetstream.LastRevision(rev))
+	if isWrongSequence(err) {
+		return ConfigEntry{}, fmt.Errorf("%w: config %s changed while it was being deleted; read it again", ErrConflict, key)
+	}
+	if err != nil {
+		return ConfigEntry{}, natsErr("delete config key "+key, err)
+	}
+	return ConfigEntry{Key: key, Value: rawOrNull(value), Revision: rev}, nil
 }
 
 func isWrongSequence(err error) bool {

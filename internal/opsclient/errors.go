@@ -24,6 +24,10 @@ var (
 	// written: a bad service name, a command or config value that breaks
 	// the contract.
 	ErrInvalid = errors.New("opsclient: invalid request")
+	// ErrCorrupt reports a stored value that does not parse as the fleet
+	// reads it (a config key written around the validation): nothing the
+	// caller gave is wrong.
+	ErrCorrupt = errors.New("opsclient: stored value invalid")
 	// ErrNotFound reports a breaker, config key or dead letter that does not
 	// exist.
 	ErrNotFound = errors.New("opsclient: not found")
