@@ -144,3 +144,24 @@ func TestConfigListAndDelete(t *testing.T) {
 	orders, _ := getConfig(t, f, "orders")
 	require.NotEqualValues(t, 6, orders.Effective["failure_threshold"], "the built-in default again")
 }
+
+func TestCorruptStoredConfigIsNotAUsageError(t *testing.T) {
+	t.Parallel()
+	f := opstest.NewFleet(t)
+	// Written around the validation (the CLI and the admin never would).
+	_, err := f.Topology.ConfigKV.Put(t.Context(), "payments", []byte(`{"failure_threshold":-1}`))
+	require.NoError(t, err)
+	r := run(t, cmd(f, "config", "get", "payments")...)
+	require.Equal(t, cli.ExitFailed, r.code, "nothing on the command line is wrong: %s", r.stdout)
+	require.Contains(t, r.stderr, "stored value invalid")
+	require.NotContains(t, r.stderr, "usage:", "no usage line for a corrupt value")
+
+	// It is still listed and can be deleted, or overwritten with a valid one.
+	r = run(t, cmd(f, "config", "list", "--json")...)
+	require.Equal(t, cli.ExitOK, r.code, r.stderr)
+	require.Regexp(t, `"key":\s*"payments"`, r.stdout)
+	r = run(t, cmd(f, "config", "set", "payments", `{"failure_threshold": 4}`)...)
+	require.Equal(t, cli.ExitOK, r.code, r.stderr)
+	r = run(t, cmd(f, "config", "delete", "payments")...)
+	require.Equal(t, cli.ExitOK, r.code, r.stderr)
+}
