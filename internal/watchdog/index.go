@@ -35,18 +35,20 @@ type deadlines struct {
 	LastTransition *struct {
 		At time.Time `json:"at"`
 	} `json:"last_transition"`
-	// written is when the stored value was written (the server's time),
-	// the last activity of a value that records none.
+	// written is when the stored value was written (the server's time):
+	// no activity of a value without active_at is later.
 	written time.Time
 }
 
-// idleSince is the breaker's last activity: as domain.Breaker.IdleSince,
-// and for a value that records none, when it was written.
+// idleSince is the breaker's last activity: active_at; for a value without
+// it (written before it existed, or by a worker that does not know it) the
+// later of its last transition and when it was written, which no report
+// folded into it can be after.
 func (d *deadlines) idleSince() time.Time {
-	switch {
-	case !d.ActiveAt.IsZero():
+	if !d.ActiveAt.IsZero() {
 		return d.ActiveAt
-	case d.LastTransition != nil && !d.LastTransition.At.IsZero():
+	}
+	if d.LastTransition != nil && d.LastTransition.At.After(d.written) {
 		return d.LastTransition.At
 	}
 	return d.written
