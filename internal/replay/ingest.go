@@ -140,6 +140,21 @@ type Ingest struct {
 
 	received, inserted, duplicates, rejected, backlogFull, storeErrors atomic.Uint64
 	paused                                                             atomic.Bool
+
+	// refusedMu guards refusedLog: per service, when its refusals were last
+	// logged and how many came since.
+	refusedMu  sync.Mutex
+	refusedLog map[string]refusedLine
+}
+
+// refusedLogEvery is the least time between two log lines about one
+// service's refusals at the bound; each line says how many were refused
+// since the last.
+const refusedLogEvery = 10 * time.Second
+
+type refusedLine struct {
+	at time.Time
+	n  int
 }
 
 // NewIngest returns an Ingest with cfg (zero fields take their defaults).
@@ -570,13 +585,34 @@ func (in *Ingest) bound(ctx context.Context, b *ingestBatch) error {
 	b.bounded = true
 	for _, svc := range svcs {
 		if n := perService[svc]; n > 0 {
-			in.log.LogAttrs(ctx, slog.LevelWarn, "dead letters refused: the service is at its bound of live entries in PostgreSQL",
-				slog.String("service", svc), slog.Int64("live", live[svc]), slog.Int64("bound", limit),
-				slog.Int("refused", n), slog.String("code", CodeBacklogFull))
+			in.logRefused(ctx, svc, n, live[svc], limit, now)
 		}
 	}
 	in.refuseBacklog(ctx, refused)
 	return nil
+}
+
+// logRefused logs that n dead letters of svc were refused at the bound: at
+// once for the first, then at most every refusedLogEvery per service, with
+// the number refused since the last line.
+func (in *Ingest) logRefused(ctx context.Context, svc string, n int, live, limit int64, now time.Time) {
+	in.refusedMu.Lock()
+	if in.refusedLog == nil {
+		in.refusedLog = make(map[string]refusedLine)
+	}
+	l := in.refusedLog[svc]
+	l.n += n
+	due := l.at.IsZero() || now.Sub(l.at) >= refusedLogEvery
+	if due {
+		n, l = l.n, refusedLine{at: now}
+	}
+	in.refusedLog[svc] = l
+	in.refusedMu.Unlock()
+	if due {
+		in.log.LogAttrs(ctx, slog.LevelWarn, "dead letters refused: the service is at its bound of live entries in PostgreSQL",
+			slog.String("service", svc), slog.Int64("live", live), slog.Int64("bound", limit),
+			slog.Int("refused", n), slog.String("code", CodeBacklogFull))
+	}
 }
 
 // splitAfter is how many times in a row write tries a batch that fails with

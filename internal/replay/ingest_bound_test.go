@@ -3,6 +3,7 @@ package replay_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -397,4 +398,65 @@ func ingestDrained(t *testing.T, env *ingestEnv) {
 	}, 5*time.Second, 10*time.Millisecond, "nothing is left in the work queue")
 	_, _, redelivered := ingestQueueDepth(t, env.nats.JS)
 	require.Zero(t, redelivered, "nothing was redelivered")
+}
+
+// logLines is a log sink that keeps the lines.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, string(p))
+	return len(p), nil
+}
+
+func (l *logLines) matching(s string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, line := range l.lines {
+		if strings.Contains(line, s) {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// TestIngestLogsRefusalsOncePerInterval: a service flooding at its bound
+// writes one log line at once, then at most one per interval, which counts
+// the refusals since the last.
+func TestIngestLogsRefusalsOncePerInterval(t *testing.T) {
+	t.Parallel()
+	env := newIngestEnv(t)
+	rejected := rejectedDLQ(t, env)
+	clock := &boundClock{now: ingestT0.Add(time.Hour)}
+	logs := &logLines{}
+	in := ingestStart(t, replay.IngestConfig{Batch: 1, Writers: 1, MaxPendingPerService: 1},
+		replay.IngestDeps{Store: env.counted, JS: env.nats.JS, NodeID: "bound-test", Clock: clock.Now,
+			Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	publish := func(n int) {
+		for range n {
+			ingestPublish(t, env.nats.JS, ingestMsg(t, "payments", uuid.New(), ingestLetter("")))
+		}
+	}
+	publish(4) // one stored, three refused in three batches
+	for range 3 {
+		nextRejected(t, rejected)
+	}
+	require.Eventually(t, func() bool { return in.Stats().BacklogFull == 3 }, 5*time.Second, time.Millisecond)
+	const msg = "dead letters refused"
+	lines := logs.matching(msg)
+	require.Len(t, lines, 1, "one line for the first refusal")
+	require.Contains(t, lines[0], "service=payments")
+	require.Contains(t, lines[0], "refused=1")
+	require.Contains(t, lines[0], "bound=1")
+
+	clock.Add(10 * time.Second)
+	publish(1)
+	nextRejected(t, rejected)
+	require.Eventually(t, func() bool { return len(logs.matching(msg)) == 2 }, 5*time.Second, time.Millisecond)
+	require.Contains(t, logs.matching(msg)[1], "refused=3", "the two refused since the first line, and this one")
 }
