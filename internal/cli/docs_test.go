@@ -42,7 +42,7 @@ func TestCLIDocNamesEveryCommand(t *testing.T) {
 			continue
 		}
 		for v := range strings.SplitSeq(verbs, "|") {
-			named := regexp.MustCompile(`baldur ` + noun + ` ([a-z-]+\|)*` + regexp.QuoteMeta(v) + `\b`).MatchString(doc) ||
+			named := regexp.MustCompile(`baldur `+noun+` ([a-z-]+\|)*`+regexp.QuoteMeta(v)+`\b`).MatchString(doc) ||
 				strings.Contains(doc, "| `"+v+"` |")
 			require.True(t, named, "docs/cli.md does not name baldur %s %s", noun, v)
 			seen++
