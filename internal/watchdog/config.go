@@ -144,7 +144,7 @@ func (c Config) Validate() error {
 	case c.ResendAfter <= 0:
 		return fmt.Errorf("%w: resend-after %s must be positive", ErrInvalidConfig, c.ResendAfter)
 	case c.IdleAfter > 0 && (c.IdleAfter < domain.MinIdlePeriod || c.IdleAfter > domain.MaxIdlePeriod):
-		return fmt.Errorf("%w: idle-after %s: want %s..%s, or 0 to turn idle archival off", ErrInvalidConfig,
+		return fmt.Errorf("%w: idle-after %s: want %s..%s (--idle-after 0, a negative IdleAfter, turns idle archival off)", ErrInvalidConfig,
 			c.IdleAfter, domain.MinIdlePeriod, domain.MaxIdlePeriod)
 	}
 	return nil
