@@ -225,6 +225,7 @@ func badInputCases() []badInputCase {
 		{"admin routes", (*badInput).adminRoutes},
 		{"admin under idle and stalled clients", (*badInput).adminHardening},
 		{"DLQ stats at 20k services", (*badInput).dlqStatsAtScale},
+		{"audit log tampering", (*badInput).auditTampering},
 	}
 }
 

@@ -137,9 +137,11 @@ func TestChaosWorkerCrashes(t *testing.T) {
 
 	settle(ctx, h, reports, dlSvcs, 60*time.Second)
 	h.CheckFolded(ctx, reports.AckedAll())
-	events := h.CheckTransitions(ctx, append(append(append([]string{}, countSvcs...), flipSvcs...), dlSvcs...))
+	all := append(append(append([]string{}, countSvcs...), flipSvcs...), dlSvcs...)
+	events := h.CheckTransitions(ctx, all)
 	entries := h.CheckDeadLetters(ctx, letters.Acked(), sink, ReplayedOrEscalated)
-	t.Logf("chaos: %d transition events, %d replay deliveries, %d commands", events, sink.Deliveries(), commands.Load())
+	audited := h.CheckAudit(ctx, all)
+	t.Logf("chaos: %d transition events, %d replay deliveries, %d commands, %d audit records", events, sink.Deliveries(), commands.Load(), audited)
 	for _, kind := range []string{"crash-between-write-and-ack", "crash-mid-replay-batch"} {
 		if h.FaultsOf(kind) == 0 {
 			t.Logf("chaos: no %s fault this run", kind)

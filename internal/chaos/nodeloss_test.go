@@ -133,6 +133,7 @@ func TestChaosNodeLoss(t *testing.T) {
 	h.CheckFolded(ctx, reports.AckedAll())
 	n := h.CheckTransitions(ctx, allSvcs)
 	entries := h.CheckDeadLetters(ctx, letters.Acked(), sink, ReplayedOrEscalated)
-	t.Logf("chaos: %d transition events, %d replay deliveries, %d commands", n, sink.Deliveries(), commands.Load())
+	audited := h.CheckAudit(ctx, allSvcs)
+	t.Logf("chaos: %d transition events, %d replay deliveries, %d commands, %d audit records", n, sink.Deliveries(), commands.Load(), audited)
 	h.Finish(Totals{Messages: reports.Messages() + commands.Load() + letters.Messages(), Entries: entries})
 }
