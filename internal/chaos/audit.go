@@ -91,4 +91,3 @@ func (h *Harness) auditTransitions(ctx context.Context, svc string) (int, error)
 		after = recs[len(recs)-1].Seq
 	}
 }
-
