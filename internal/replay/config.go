@@ -30,8 +30,8 @@ const (
 	// DefaultIngestInsertTimeout bounds one attempt to insert a batch.
 	DefaultIngestInsertTimeout = 15 * time.Second
 	// DefaultMaxPendingPerService bounds the live entries of one service in
-	// PostgreSQL (IngestConfig.MaxPendingPerService): about 1.5 GiB of
-	// typical 1.5 KiB dead letters.
+	// PostgreSQL (IngestConfig.MaxPendingPerService): about 2.5 GB of
+	// entries with 1.5 KiB requests.
 	DefaultMaxPendingPerService = 1_000_000
 	// UnboundedPending as IngestConfig.MaxPendingPerService turns the bound
 	// off.
