@@ -44,7 +44,12 @@ func (b *badInput) auditTampering(ctx context.Context) {
 		}
 	}
 	verify := func() error {
-		heads, err := auditanchor.Read(ctx, h.JS)
+		var heads *auditanchor.Heads
+		err := h.retryTransient(ctx, func(ctx context.Context) error {
+			var err error
+			heads, err = auditanchor.Read(ctx, h.JS)
+			return err
+		})
 		if err != nil {
 			b.t.Fatal(err)
 		}

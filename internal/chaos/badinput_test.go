@@ -18,9 +18,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/baldurfleet/baldur/internal/admin"
+	"github.com/baldurfleet/baldur/internal/breaker"
 	"github.com/baldurfleet/baldur/internal/domain"
 	"github.com/baldurfleet/baldur/internal/events"
 	"github.com/baldurfleet/baldur/internal/opsclient"
+	"github.com/baldurfleet/baldur/internal/replay"
 	"github.com/baldurfleet/baldur/internal/topology"
 )
 
@@ -111,9 +113,9 @@ func TestChaosBadInput(t *testing.T) {
 	for _, svc := range b.goodSvcs {
 		h.SetConfig(svc, countReplayConfig)
 	}
-	h.StartBreakerWorker("bw-1")
-	h.StartBreakerWorker("bw-2")
-	h.StartReplayWorker("rw-1", ReplayOptions{})
+	capped := func(c *breaker.Config) { c.MaxBreakers = badInputMaxBreakers }
+	b.breakerWorkers = []*BreakerWorker{h.StartBreakerWorker("bw-1", capped), h.StartBreakerWorker("bw-2", capped)}
+	h.StartReplayWorker("rw-1", ReplayOptions{Configure: func(c *replay.Config) { c.Ingest.MaxPendingPerService = badInputMaxPending }})
 	b.sink = h.NewReplaySink(nil)
 	service := h.Client("svc-handler")
 	for _, svc := range b.goodSvcs {
@@ -226,6 +228,8 @@ func badInputCases() []badInputCase {
 		{"admin under idle and stalled clients", (*badInput).adminHardening},
 		{"DLQ stats at 20k services", (*badInput).dlqStatsAtScale},
 		{"audit log tampering", (*badInput).auditTampering},
+		{"a flood of dead letters for one service", (*badInput).backlogBound},
+		{"a flood of new breaker names", (*badInput).breakerCap},
 	}
 }
 
@@ -238,9 +242,12 @@ type badInput struct {
 	nc       *nats.Conn // the attacker's connection
 	js       jetstream.JetStream
 	goodSvcs []string
-	reports  *Reports
-	letters  *DeadLetters
-	sink     *ReplaySink
+	// breakerWorkers are the fleet's breaker-workers (capped at
+	// badInputMaxBreakers).
+	breakerWorkers []*BreakerWorker
+	reports        *Reports
+	letters        *DeadLetters
+	sink           *ReplaySink
 
 	// ops and admin are the operator client and the admin server the
 	// admin cases use; admin listens on adminAddr and takes adminToken.

@@ -130,7 +130,7 @@ type BreakerWorker struct {
 
 // StartBreakerWorker starts a breaker-worker named name; it is stopped when
 // the test ends unless killed before.
-func (h *Harness) StartBreakerWorker(name string) *BreakerWorker {
+func (h *Harness) StartBreakerWorker(name string, configure ...func(*breaker.Config)) *BreakerWorker {
 	h.tb.Helper()
 	p := h.startProc(name)
 	ctx, cancel := context.WithTimeout(context.Background(), Wait)
@@ -139,10 +139,14 @@ func (h *Harness) StartBreakerWorker(name string) *BreakerWorker {
 	if err != nil {
 		h.tb.Fatalf("chaos: %s: topology: %v", name, err)
 	}
-	w, err := breaker.New(p.js, breaker.Config{
+	cfg := breaker.Config{
 		Topology: top, Node: name, Configs: p.view, Governance: p.view, Conn: p.nc,
 		Logger: h.logger(name),
-	})
+	}
+	for _, c := range configure {
+		c(&cfg)
+	}
+	w, err := breaker.New(p.js, cfg)
 	if err != nil {
 		h.tb.Fatalf("chaos: %s: %v", name, err)
 	}
