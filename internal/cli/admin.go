@@ -21,6 +21,7 @@ func adminCommands() []*command {
 			"BALDUR_ADMIN_TOKEN=s3cret baldur admin --http-addr :8080 --database-url postgres://baldur@db/baldur"},
 		flags: func(f *process.Flags) func() any {
 			tok := f.String("admin-token", EnvAdminToken, "", "bearer token for writes (empty: read-only)")
+			f.FlagSet().Lookup("http-addr").Usage = "address of the admin API and dashboard (default " + admin.DefaultAddr + ") ($" + process.EnvHTTPAddr + ")"
 			return func() any { return tok }
 		},
 		run: runAdmin,

@@ -40,6 +40,8 @@ func devCommands() []*command {
 			"BALDUR_DATABASE_URL=postgres://me@localhost/baldur baldur dev --admin-token s3cret"},
 		flags: func(f *process.Flags) func() any {
 			fs := f.FlagSet()
+			fs.Lookup("http-addr").Usage = "address of the dashboard, the admin API, /healthz, /readyz and /metrics (default " +
+				devmode.DefaultHTTPAddr + ") ($" + process.EnvHTTPAddr + ")"
 			d := &devFlags{
 				demo:      fs.Bool("demo", false, "run the demo: a flaky payments dependency, SDK clients, and the story in the log"),
 				ephemeral: fs.Bool("ephemeral", false, "keep nothing: NATS and PostgreSQL data in temporary directories removed at exit"),

@@ -389,7 +389,7 @@ func (d GovernanceDecision) Err() error {
 	default:
 		return fmt.Errorf("%w: %s", ErrGovernanceBlocked, d.Reason)
 	}
-	return fmt.Errorf("%w: %w: %s", ErrGovernanceBlocked, cause, d.Reason)
+	return fmt.Errorf("%w: %w", ErrGovernanceBlocked, blockedError{cause: cause, reason: d.Reason})
 }
 
 // CheckReplay decides whether automated replay may run, in the seed's order:
@@ -465,3 +465,14 @@ func byWhom(actor, reason string) string {
 func percent(f float64) string {
 	return strconv.FormatFloat(f*100, 'f', 1, 64) + " %"
 }
+
+// blockedError is a governance block: its message is the decision's reason
+// alone (which already says what blocks, "kill switch is on (by …)"), and it
+// wraps the blocker's sentinel (ErrKillSwitchOn, ...).
+type blockedError struct {
+	cause  error
+	reason string
+}
+
+func (e blockedError) Error() string { return e.reason }
+func (e blockedError) Unwrap() error { return e.cause }

@@ -362,7 +362,7 @@ func ExampleGovernance_CheckReplay() {
 	// Output:
 	// true error budget 15.0 % remaining is below 20.0 % (SLO target 0.999)
 	// false emergency_level
-	// blocked by governance: emergency level blocks automation: emergency level LEVEL_2 blocks automated replay (LEVEL_2 and above) (by oncall: region failover)
+	// blocked by governance: emergency level LEVEL_2 blocks automated replay (LEVEL_2 and above) (by oncall: region failover)
 }
 
 func TestGovernanceWithKey(t *testing.T) {
