@@ -212,9 +212,34 @@ func runBreakerWatch(r *runner, _ []string) error {
 		return err
 	}
 	if !r.json {
-		fmt.Fprintln(r.stdout, "watching breakers; Ctrl-C to stop")
+		fmt.Fprintln(r.stdout, "watching breakers (a line per change of state, mode or generation); Ctrl-C to stop")
 	}
-	for u := range updates {
+	seen := map[string]watchKey{}
+	for {
+		var (
+			u  opsclient.BreakerUpdate
+			ok bool
+		)
+		select {
+		case u, ok = <-updates:
+		case <-r.natsClosed:
+		}
+		if !ok {
+			if r.ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("%w: breaker watch: the connection to NATS was lost", process.ErrUnreachable)
+		}
+		// A fold rewrites the breaker at every batch of reports: only a
+		// change of what admits calls is a line.
+		k := watchKey{deleted: u.Deleted}
+		if !u.Deleted {
+			k.state, k.mode, k.gen, k.override = u.Breaker.State, u.Breaker.Mode, u.Breaker.Generation, u.Breaker.Override != nil
+		}
+		if have, ok := seen[u.Service]; ok && have == k {
+			continue
+		}
+		seen[u.Service] = k
 		if r.json {
 			if err := writeLine(r, u); err != nil {
 				return err
@@ -234,7 +259,15 @@ func runBreakerWatch(r *runner, _ []string) error {
 		fmt.Fprintf(r.stdout, "%s  %-24s %-9s %-13s %6s of %d calls%s\n", at, b.Service, b.State, b.Mode,
 			percent(b.Window.FailureRate), b.Window.Calls(), trig)
 	}
-	return nil
+}
+
+// watchKey is what `breaker watch` prints a line for a change of.
+type watchKey struct {
+	state    domain.State
+	mode     domain.Mode
+	gen      uint64
+	override bool
+	deleted  bool
 }
 
 // writeLine writes v as one line of JSON.

@@ -106,6 +106,9 @@ type runner struct {
 	now            func() time.Time
 	extra          any
 	auditKey       domain.AuditKey
+	// natsClosed is closed when the NATS connection closes (the CLI never
+	// reconnects): a long-running command ends with an error.
+	natsClosed chan struct{}
 }
 
 // Run runs the CLI with args (without the program name), writing results to
@@ -341,7 +344,10 @@ func (r *runner) connect(n need) (func(), error) {
 	if n&needNATS != 0 {
 		ctx, cancel := context.WithTimeout(r.ctx, r.timeout)
 		defer cancel()
-		nc, err := r.cfg.Connect(ctx, "baldur-cli", nats.MaxReconnects(0))
+		closed := make(chan struct{})
+		r.natsClosed = closed
+		nc, err := r.cfg.Connect(ctx, "baldur-cli", nats.MaxReconnects(0),
+			nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
 		if err != nil {
 			closeAll()
 			return func() {}, err
