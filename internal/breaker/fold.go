@@ -43,6 +43,9 @@ const (
 	CodeKillSwitchOn         = "kill_switch_on"
 	CodeInvalidCommand       = "invalid_command"
 	CodeOverrideRenewalLimit = "override_renewal_limit"
+	// CodeCommandExpired: the command reached the breaker after its
+	// valid_until; it is not applied.
+	CodeCommandExpired = "command_expired"
 )
 
 // CodeBreakerCap is the rejected-event code of an input refused because it
@@ -57,6 +60,8 @@ func refusalCode(err error) string {
 		return CodeKillSwitchOn
 	case errors.Is(err, domain.ErrOverrideRenewalLimit):
 		return CodeOverrideRenewalLimit
+	case errors.Is(err, domain.ErrCommandExpired):
+		return CodeCommandExpired
 	case errors.Is(err, domain.ErrInvalidCommand), errors.Is(err, domain.ErrInvalidReport), errors.Is(err, domain.ErrUnknownInput):
 		return CodeInvalidCommand
 	}

@@ -27,6 +27,9 @@ const governanceVisibleWithin = 2 * time.Second
 func (w *Worker) applyGovernance(ctx context.Context, cmd events.GovernanceCommand, id string, seq uint64) error {
 	kv := w.cfg.Topology.Governance
 	now := w.cfg.Clock()
+	if cmd.Expired(now) {
+		return w.refuseExpiredGovernance(ctx, cmd, id, seq, now)
+	}
 	var key events.GovernanceKey
 	switch cmd.Action {
 	case events.ActionKillSwitchOn, events.ActionKillSwitchOff:
@@ -191,4 +194,24 @@ func (w *Worker) awaitGovernance(ctx context.Context, key events.GovernanceKey, 
 		}
 	}
 	w.log.WarnContext(ctx, "governance change not yet visible to this worker", slog.String("key", string(key)))
+}
+
+// refuseExpiredGovernance refuses a governance command that reached the
+// worker after its valid_until: nothing changes, and a rejected event (kind
+// governance, code command_expired) tells the operator's client, which has
+// stopped waiting, and the audit trail.
+func (w *Worker) refuseExpiredGovernance(ctx context.Context, cmd events.GovernanceCommand, id string, seq uint64, now time.Time) error {
+	w.stats.refused.Add(1)
+	err := fmt.Errorf("%w: %s by %s was valid until %s and reached the breaker-worker at %s: not applied",
+		domain.ErrCommandExpired, cmd.Action, cmd.Actor, cmd.ValidUntil.UTC().Format(time.RFC3339Nano), now.UTC().Format(time.RFC3339Nano))
+	w.log.WarnContext(ctx, "governance command refused", slog.String("action", string(cmd.Action)),
+		slog.String("actor", cmd.Actor), slog.String("code", CodeCommandExpired), slog.Any("error", err))
+	rej := events.Rejected{
+		Kind: events.RejectedGovernance, Code: CodeCommandExpired, Subject: events.SubjectGovernance,
+		Reason: clipReason1k(err.Error()), CEID: id, CEType: string(events.TypeGovernance), At: now,
+	}
+	if err := w.publishRejected(ctx, rej, derivedID("refused", seq)); err != nil {
+		w.log.WarnContext(ctx, "refusal event not published", slog.Any("error", err))
+	}
+	return nil
 }

@@ -574,6 +574,11 @@ func (f *folder) command(c Command) {
 		f.res.Ignored = true
 		return
 	}
+	if c.Expired(f.env.Now) {
+		f.res.Err = fmt.Errorf("%w: %s by %s was valid until %s and reached the breaker at %s: not applied",
+			ErrCommandExpired, c.Action, c.Actor, c.ValidUntil.UTC().Format(time.RFC3339Nano), f.env.Now.UTC().Format(time.RFC3339Nano))
+		return
+	}
 	if c.Action.Manual() {
 		if c.Actor == "" || c.Reason == "" {
 			f.res.Err = fmt.Errorf("%w: %s needs an actor and a reason", ErrInvalidCommand, c.Action)

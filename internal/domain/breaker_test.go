@@ -1035,3 +1035,23 @@ func BenchmarkAllows(b *testing.B) {
 	}
 	_ = d
 }
+
+// TestBreakerRefusesAnExpiredCommand: a command folded after its
+// valid_until is refused and changes nothing; at its deadline it applies.
+func TestBreakerRefusesAnExpiredCommand(t *testing.T) {
+	t.Parallel()
+	h := newBrk(t, domain.DefaultConfig())
+	c := manual(domain.ActionOpen)
+	c.ValidUntil = brkT0.Add(5 * time.Second)
+	before := h.b
+	res := h.at(6 * time.Second).cmd(c)
+	require.ErrorIs(t, res.Err, domain.ErrCommandExpired)
+	require.Contains(t, res.Err.Error(), "not applied")
+	require.False(t, res.Applied)
+	require.Equal(t, before, h.b, "nothing changes")
+
+	res = h.at(5 * time.Second).cmd(c)
+	require.True(t, res.Applied, "at its deadline it is still valid")
+	require.Equal(t, domain.ModeForcedOpen, h.b.Mode)
+	require.False(t, domain.Command{}.Expired(brkT0.Add(1000*time.Hour)), "no deadline, never expired")
+}

@@ -88,6 +88,9 @@ var (
 	// ErrGovernanceBlocked is wrapped by every refusal that governance decides
 	// (kill switch, emergency level, error budget).
 	ErrGovernanceBlocked = errors.New("blocked by governance")
+	// ErrCommandExpired reports a command folded after its valid_until: it
+	// is refused, never applied late.
+	ErrCommandExpired = errors.New("command expired")
 	// ErrKillSwitchOn reports a refusal because the kill switch is on.
 	ErrKillSwitchOn = errors.New("kill switch is on")
 	// ErrEmergencyLevelBlocks reports a refusal because of the emergency level.

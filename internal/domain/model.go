@@ -124,6 +124,14 @@ type Command struct {
 	// stuck_half_open), on expiry commands and on archive commands
 	// (cell_unmapped, idle); empty means manual.
 	Trigger Trigger `json:"trigger,omitempty"`
+	// ValidUntil, when set, is the moment after which the command must not
+	// be applied: the operator who sent it was told by then whether it was.
+	ValidUntil time.Time `json:"valid_until,omitzero"`
+}
+
+// Expired reports whether c, folded at now, is past its ValidUntil.
+func (c Command) Expired(now time.Time) bool {
+	return !c.ValidUntil.IsZero() && now.After(c.ValidUntil)
 }
 
 // Report is one outcome report as the fold sees it: the wire payload plus the

@@ -22,9 +22,9 @@ func checkSize(payload string, body []byte, limit int) error {
 // Field lists, in struct order, for the member scan.
 var (
 	outcomeFields          = objectFields{payloadOutcome, []string{"successes", "failures", "slow_calls", "trailing_failures", "failure_types"}}
-	commandFields          = objectFields{payloadCommand, []string{"action", "actor", "reason", "ttl", "trigger_replay", "override_kill_switch", "override", "trigger"}}
+	commandFields          = objectFields{payloadCommand, []string{"action", "actor", "reason", "ttl", "trigger_replay", "override_kill_switch", "override", "trigger", "valid_until"}}
 	overrideFields         = objectFields{payloadCommand, []string{"failure_threshold", "failure_rate_threshold", "minimum_calls", "slow_call_rate_threshold", "recovery_timeout"}}
-	governanceFields       = objectFields{payloadGovernance, []string{"action", "level", "slo_target", "slo_window", "actor", "reason"}}
+	governanceFields       = objectFields{payloadGovernance, []string{"action", "level", "slo_target", "slo_window", "actor", "reason", "valid_until"}}
 	deadLetterFields       = objectFields{payloadDeadLetter, []string{"domain", "failure_type", "operation", "idempotency_key", "entity_type", "entity_id", "request", "error_code", "error_message", "priority", "max_retries", "metadata"}}
 	replayReplyFields      = objectFields{payloadReplayReply, []string{"ok", "error", "retryable"}}
 	permitRequestFields    = objectFields{payloadPermitRequest, []string{"node"}}

@@ -166,6 +166,10 @@ type BreakerCommand struct {
 	Override *domain.ThresholdOverride `json:"override,omitempty"`
 	// Trigger is set by the watchdog on the commands it sends.
 	Trigger domain.Trigger `json:"trigger,omitempty"`
+	// ValidUntil, when set, is the moment after which a breaker-worker
+	// refuses the command (rejected event, code command_expired) instead of
+	// applying it: the operator's tools stamp the end of their wait.
+	ValidUntil time.Time `json:"valid_until,omitzero"`
 }
 
 const payloadCommand = "breaker command"
@@ -285,7 +289,7 @@ func validateOverride(o domain.ThresholdOverride) error {
 func (c BreakerCommand) Command(id string) domain.Command {
 	return domain.Command{ID: id, Action: c.Action, Actor: c.Actor, Reason: c.Reason, TTL: c.TTL,
 		TriggerReplay: c.TriggerReplay, OverrideKillSwitch: c.OverrideKillSwitch,
-		Override: c.Override, Trigger: c.Trigger}
+		Override: c.Override, Trigger: c.Trigger, ValidUntil: c.ValidUntil}
 }
 
 // CommandFromDomain returns the wire form of c (its ID travels as ce-id).
@@ -332,6 +336,14 @@ type GovernanceCommand struct {
 	SLOWindow domain.Duration `json:"slo_window,omitempty"`
 	Actor     string          `json:"actor"`
 	Reason    string          `json:"reason"`
+	// ValidUntil, when set, is the moment after which a breaker-worker
+	// refuses the command (rejected event, code command_expired).
+	ValidUntil time.Time `json:"valid_until,omitzero"`
+}
+
+// Expired reports whether c, applied at now, is past its ValidUntil.
+func (c GovernanceCommand) Expired(now time.Time) bool {
+	return !c.ValidUntil.IsZero() && now.After(c.ValidUntil)
 }
 
 const payloadGovernance = "governance command"

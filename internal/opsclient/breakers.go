@@ -192,6 +192,8 @@ func (c *Client) BreakerCommand(ctx context.Context, svc string, cmd events.Brea
 	}
 
 	id := uuid.New()
+	timer, limit := c.commandTimer(ctx, &cmd.ValidUntil)
+	defer timer.Stop()
 	msg, err := events.NewMsg(subject, events.NewEnvelope(events.TypeControl, id, c.source, c.now().UTC()), cmd)
 	if err != nil {
 		return Applied{}, fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -213,8 +215,6 @@ func (c *Client) BreakerCommand(ctx context.Context, svc string, cmd events.Brea
 	}
 
 	want := id.String()
-	timer, limit := c.waitTimer(ctx)
-	defer timer.Stop()
 	last, lastRev, lastFound := cur, rev, found
 	for {
 		select {
@@ -241,7 +241,8 @@ func (c *Client) BreakerCommand(ctx context.Context, svc string, cmd events.Brea
 			if lastFound && alreadyDone(last, true, cmd) {
 				return Applied{CommandID: want, Service: svc, NoChange: true, Breaker: last, Revision: lastRev}, nil
 			}
-			return Applied{}, fmt.Errorf("%w: no breaker-worker applied the command %s to %s within %s", ErrNotApplied, want, svc, limit)
+			return Applied{}, fmt.Errorf("%w: no breaker-worker applied the command %s to %s within %s; it was valid until %s, so none will apply it later",
+				ErrNotApplied, want, svc, limit, cmd.ValidUntil.Format(time.RFC3339))
 		case <-ctx.Done():
 			return Applied{}, fmt.Errorf("%w: waiting for command %s on %s: %w", ErrNotApplied, want, svc, ctx.Err())
 		}

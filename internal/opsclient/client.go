@@ -116,16 +116,36 @@ func (c *Client) JetStream() jetstream.JetStream { return c.js }
 // Source returns the ce-source of the commands the client publishes.
 func (c *Client) Source() string { return c.source }
 
-// waitTimer returns a timer for the apply timeout, cut short by ctx's
-// deadline, and the duration it measures.
-func (c *Client) waitTimer(ctx context.Context) (*time.Timer, time.Duration) {
+// CommandGrace is how long past a command's valid_until the client still
+// waits for its outcome: a worker applies it at the latest at valid_until
+// by its own clock, so the grace covers the publish and clocks that differ
+// by less than it.
+const CommandGrace = time.Second
+
+// waitFor is how long a command is waited for: the apply timeout, or what
+// is left of ctx less CommandGrace when that is shorter.
+func (c *Client) waitFor(ctx context.Context) time.Duration {
 	d := c.applyTimeout
 	if dl, ok := ctx.Deadline(); ok {
-		if left := time.Until(dl); left < d {
+		if left := time.Until(dl) - CommandGrace; left < d {
 			d = max(left, 0)
 		}
 	}
-	return time.NewTimer(d), c.applyTimeout
+	return d
+}
+
+// commandTimer stamps a command's valid_until (when the caller set none) at
+// the end of the wait and returns the timer of the wait, CommandGrace
+// longer: once it fires no worker can apply the command any more, so "not
+// applied" is final.
+func (c *Client) commandTimer(ctx context.Context, validUntil *time.Time) (*time.Timer, time.Duration) {
+	d := c.waitFor(ctx)
+	if validUntil.IsZero() {
+		*validUntil = c.now().UTC().Add(d)
+	} else {
+		d = max(time.Until(*validUntil), 0)
+	}
+	return time.NewTimer(d + CommandGrace), d
 }
 
 // natsErr wraps an error of a NATS or JetStream call: a context error stays

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
@@ -128,6 +129,8 @@ func (c *Client) Governance(ctx context.Context, cmd events.GovernanceCommand) (
 		return GovernanceApplied{NoChange: true, Status: cur}, nil
 	}
 	id := uuid.New()
+	timer, limit := c.commandTimer(ctx, &cmd.ValidUntil)
+	defer timer.Stop()
 	msg, err := events.NewMsg(events.SubjectGovernance, events.NewEnvelope(events.TypeGovernance, id, c.source, c.now().UTC()), cmd)
 	if err != nil {
 		return GovernanceApplied{}, fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -149,8 +152,6 @@ func (c *Client) Governance(ctx context.Context, cmd events.GovernanceCommand) (
 		return GovernanceApplied{}, natsErr("publish the command to "+events.SubjectGovernance, err)
 	}
 	want := id.String()
-	timer, limit := c.waitTimer(ctx)
-	defer timer.Stop()
 	g := cur.Governance
 	for {
 		select {
@@ -173,7 +174,8 @@ func (c *Client) Governance(ctx context.Context, cmd events.GovernanceCommand) (
 				return GovernanceApplied{}, &RefusedError{CommandID: want, Code: r.Code, Reason: r.Reason}
 			}
 		case <-timer.C:
-			return GovernanceApplied{}, fmt.Errorf("%w: no breaker-worker applied the governance command %s within %s", ErrNotApplied, want, limit)
+			return GovernanceApplied{}, fmt.Errorf("%w: no breaker-worker applied the governance command %s within %s; it was valid until %s, so none will apply it later",
+				ErrNotApplied, want, limit, cmd.ValidUntil.Format(time.RFC3339))
 		case <-ctx.Done():
 			return GovernanceApplied{}, fmt.Errorf("%w: waiting for governance command %s: %w", ErrNotApplied, want, ctx.Err())
 		}
