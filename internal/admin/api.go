@@ -31,6 +31,7 @@ const ActorHeader = "X-Baldur-Actor"
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/health", s.health)
+	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /api/breakers", s.listBreakers)
 	mux.HandleFunc("GET /api/breakers/{svc}", s.getBreaker)
 	mux.HandleFunc("POST /api/breakers/{svc}/{action}", s.write(s.breakerAction))
@@ -53,15 +54,15 @@ func (s *Server) routes() http.Handler {
 }
 
 // allowHosts answers 421 to a request whose Host header is not one of
-// Config.AllowedHosts (any host when the list is empty). GET /api/health,
-// which tells nothing, answers any host: an orchestrator's probe names the
-// pod's address.
+// Config.AllowedHosts (any host when the list is empty). GET /api/health and
+// GET /readyz, which tell nothing, answer any host: an orchestrator's probe
+// names the pod's address.
 func (s *Server) allowHosts(h http.Handler) http.Handler {
 	if len(s.cfg.AllowedHosts) == 0 {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/api/health" {
+		if r.URL.Path == "/api/health" || r.URL.Path == "/readyz" {
 			h.ServeHTTP(w, r)
 			return
 		}

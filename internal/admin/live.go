@@ -90,6 +90,9 @@ type Snapshot struct {
 	Governance domain.Governance `json:"governance"`
 	DLQ        *DLQDepth         `json:"dlq,omitempty"`
 	Events     []RecentEvent     `json:"events"`
+	// Stale is set while the picture is not kept up to date (NATS
+	// disconnected, or the feeds loading again after a reconnect).
+	Stale *Staleness `json:"stale,omitempty"`
 }
 
 // sseMsg is one server-sent event, already encoded.
@@ -134,6 +137,7 @@ type live struct {
 	keep     int
 	subs     map[*subscriber]struct{}
 	closed   bool
+	stale    *Staleness
 	// streams counts the live streams whose handler runs, the ones
 	// dropped from subs but still ending included: a slot is free only once
 	// its handler returned.
@@ -228,7 +232,57 @@ func (l *live) snapshotLocked() Snapshot {
 	if s.Events == nil {
 		s.Events = []RecentEvent{}
 	}
+	if l.stale != nil {
+		st := *l.stale
+		s.Stale = &st
+	}
 	return s
+}
+
+// markStale records that the picture is stale since at (kept when it
+// already is) for reason, and tells the live dashboards.
+func (l *live) markStale(at time.Time, reason string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stale == nil {
+		l.stale = &Staleness{Since: at.UTC()}
+	}
+	l.stale.Reason = reason
+	l.broadcastLocked("stale", *l.stale)
+}
+
+// staleness returns the staleness, nil while the picture is up to date.
+func (l *live) staleness() *Staleness {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stale == nil {
+		return nil
+	}
+	st := *l.stale
+	return &st
+}
+
+// markFresh records that the feeds are loaded again and ends every live
+// stream: each dashboard reconnects (EventSource does) and gets the fresh
+// snapshot instead of patching a picture of another fleet.
+func (l *live) markFresh() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stale = nil
+	for s := range l.subs {
+		delete(l.subs, s)
+		close(s.ch)
+	}
+}
+
+// forget drops what the feeds loaded (breakers, governance, recent events),
+// before they load it again; the DLQ depth is kept until the next poll.
+func (l *live) forget() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.breakers = map[string]domain.Breaker{}
+	l.gov = domain.Governance{}
+	l.recent = nil
 }
 
 // breaker returns the last state seen of svc.

@@ -107,6 +107,12 @@ type Server struct {
 	ln      net.Listener
 	consume jetstream.ConsumeContext
 	serveWG sync.WaitGroup
+
+	// reconnected wakes resyncLoop after NATS reconnected.
+	reconnected chan struct{}
+	// superviseCancel ends resyncLoop.
+	superviseCancel context.CancelFunc
+	superviseDone   chan struct{}
 }
 
 // New returns a server for cfg and deps. It does no I/O: Start connects the
@@ -155,7 +161,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		cfg.Clock = time.Now
 	}
 	log := cfg.Logger.With(slog.String("component", "admin"))
-	s := &Server{cfg: cfg, deps: deps, log: log, live: newLive(log, cfg.RecentEvents)}
+	s := &Server{cfg: cfg, deps: deps, log: log, live: newLive(log, cfg.RecentEvents), reconnected: make(chan struct{}, 1)}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -179,7 +185,35 @@ func (s *Server) StartFeeds(ctx context.Context) error {
 		return err
 	}
 	s.started = true
+	s.startSupervisorLocked(ctx)
 	return nil
+}
+
+// startSupervisorLocked starts following the NATS connection (resyncLoop,
+// superviseConn) once the feeds run.
+func (s *Server) startSupervisorLocked(ctx context.Context) {
+	life, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	s.superviseCancel, s.superviseDone = cancel, done
+	go func() {
+		defer close(done)
+		s.resyncLoop(life)
+	}()
+	s.superviseConn(s.deps.JetStream.Conn())
+}
+
+// stopFeedsLocked stops the watches, the tail of the events and the DLQ
+// poll, and waits for them.
+func (s *Server) stopFeedsLocked() {
+	if s.cancel != nil {
+		s.cancel()
+		s.cancel = nil
+	}
+	if s.consume != nil {
+		s.consume.Stop()
+		s.consume = nil
+	}
+	s.wg.Wait()
 }
 
 func (s *Server) startFeedsLocked(ctx context.Context) error {
@@ -249,6 +283,7 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}()
 	s.started = true
+	s.startSupervisorLocked(ctx)
 	s.log.Info("admin: listening", slog.String("addr", ln.Addr().String()))
 	return nil
 }
@@ -298,6 +333,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	s.started = false
 	var err error
 	s.live.closeAll() // ends the SSE streams, so Shutdown does not wait on them
+	if s.superviseCancel != nil {
+		s.superviseCancel()
+	}
 	if s.cancel != nil {
 		s.cancel()
 	}
@@ -306,11 +344,15 @@ func (s *Server) Stop(ctx context.Context) error {
 		s.serveWG.Wait()
 		s.http, s.ln = nil, nil
 	}
-	if s.consume != nil {
-		s.consume.Stop()
-		s.consume = nil
+	s.stopFeedsLocked()
+	if s.superviseDone != nil {
+		// resyncLoop takes s.mu to restart the feeds: wait for it unlocked.
+		done := s.superviseDone
+		s.superviseDone = nil
+		s.mu.Unlock()
+		<-done
+		s.mu.Lock()
 	}
-	s.wg.Wait()
 	return err
 }
 

@@ -15,7 +15,7 @@ const EnvAdminToken = "BALDUR_ADMIN_TOKEN"
 
 func adminCommands() []*command {
 	return []*command{{
-		noun: "admin", needs: needNATS | needDBIfSet | wantAuditKey,
+		noun: "admin", needs: needNATS | needDBIfSet | wantAuditKey | needReconnect,
 		summary: "serve the admin HTTP API and the live dashboard until Ctrl-C",
 		examples: []string{"baldur admin --http-addr 127.0.0.1:8080 --admin-token \"$TOKEN\"",
 			"BALDUR_ADMIN_TOKEN=s3cret baldur admin --http-addr :8080 --database-url postgres://baldur@db/baldur"},

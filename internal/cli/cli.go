@@ -50,6 +50,9 @@ const (
 	// wantAuditKey takes --audit-key-file when given: without it, what
 	// needs the key (the admin's audit verification) says so when asked.
 	wantAuditKey
+	// needReconnect keeps the NATS connection for ever: a long-running
+	// server (baldur admin) reconnects with backoff after NATS restarts.
+	needReconnect
 )
 
 // command is one `baldur <noun> <verb>`.
@@ -346,8 +349,11 @@ func (r *runner) connect(n need) (func(), error) {
 		defer cancel()
 		closed := make(chan struct{})
 		r.natsClosed = closed
-		nc, err := r.cfg.Connect(ctx, "baldur-cli", nats.MaxReconnects(0),
-			nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
+		natsOpts := []nats.Option{nats.MaxReconnects(0), nats.ClosedHandler(func(*nats.Conn) { close(closed) })}
+		if n&needReconnect != 0 {
+			natsOpts = append(natsOpts, nats.MaxReconnects(-1), nats.ReconnectWait(time.Second), nats.ReconnectJitter(500*time.Millisecond, time.Second))
+		}
+		nc, err := r.cfg.Connect(ctx, "baldur-cli", natsOpts...)
 		if err != nil {
 			closeAll()
 			return func() {}, err

@@ -25,7 +25,7 @@ import (
 // on --http-addr) and the admin API's.
 var (
 	workerProbes = []string{"/healthz", "/readyz"}
-	adminProbes  = []string{"/api/health"}
+	adminProbes  = []string{"/api/health", "/readyz"}
 )
 
 // probePaths returns the paths the process run by key may be probed on.

@@ -304,8 +304,15 @@ function connect() {
   const conn = $("conn");
   es.addEventListener("open", () => { conn.textContent = "live"; conn.className = "conn conn-live"; });
   es.addEventListener("error", () => { conn.textContent = "reconnecting…"; conn.className = "conn conn-wait"; });
+  const showStale = (st) => {
+    const since = st.since ? new Date(st.since).toLocaleTimeString() : "";
+    conn.textContent = "stale since " + since + ": " + st.reason;
+    conn.className = "conn conn-wait";
+  };
+  es.addEventListener("stale", (e) => showStale(JSON.parse(e.data)));
   es.addEventListener("snapshot", (e) => {
     const s = JSON.parse(e.data);
+    if (s.stale) showStale(s.stale); else { conn.textContent = "live"; conn.className = "conn conn-live"; }
     state.breakers.clear();
     $("breaker-rows").replaceChildren();
     for (const b of s.breakers) upsertBreaker(b);
