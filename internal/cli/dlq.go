@@ -1,12 +1,17 @@
 package cli
 
 import (
+	"cmp"
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/baldurfleet/baldur/internal/domain"
 	"github.com/baldurfleet/baldur/internal/events"
@@ -259,6 +264,13 @@ func runDLQReplayBatch(r *runner, _ []string) error {
 	req := replay.DLQReplayBatchRequest{DLQFilter: ff.filter(), DryRun: *ff.dryRun, Limit: *ff.limit, Actor: r.actor, Reason: r.reason}
 	var reply replay.DLQReplayBatchReply
 	if err := r.dlq(events.DLQOpReplayBatch, req, &reply); err != nil {
+		if !req.DryRun && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
+			// The batch runs on the replay-worker whatever the CLI waits:
+			// not an unreachable NATS, and not known to have failed.
+			return fmt.Errorf("%w: replay-batch: no answer within --timeout %s; the batch may still be running on the replay-worker "+
+				"(its results: baldur dlq stats, the audit log, events baldur.event.replay.<svc>.batch_completed); wait longer with --timeout",
+				ErrFailed, r.timeout)
+		}
 		return err
 	}
 	if r.json {
@@ -266,9 +278,22 @@ func runDLQReplayBatch(r *runner, _ []string) error {
 			return err
 		}
 	} else if reply.DryRun {
-		fmt.Fprintf(r.stdout, "dry run: %d entries match, %d would be replayed (limit %d); nothing was replayed\n", reply.Matched, reply.Count, *ff.limit)
+		fmt.Fprintf(r.stdout, "dry run: %d entries match, %d would be replayed (limit %d)", reply.Matched, reply.Count-reply.Blocked, *ff.limit)
+		if reply.Blocked > 0 {
+			fmt.Fprintf(r.stdout, ", %d would be blocked", reply.Blocked)
+		}
+		fmt.Fprintln(r.stdout, "; nothing was replayed")
+		for _, s := range reply.Results {
+			if s.Stop != "" {
+				fmt.Fprintf(r.stdout, "  %s: %d would not be replayed: %s\n", s.Service, s.Total, orDash(cmp.Or(s.GovernanceBlockReason, s.Stop)))
+			}
+		}
 	} else {
-		fmt.Fprintf(r.stdout, "replayed %d of %d matching entries\n", reply.Count, reply.Matched)
+		fmt.Fprintf(r.stdout, "replayed %d of %d selected (%d matching)", reply.Replayed, reply.Count, reply.Matched)
+		if reply.Blocked > 0 {
+			fmt.Fprintf(r.stdout, "; %d blocked", reply.Blocked)
+		}
+		fmt.Fprintln(r.stdout)
 		for _, s := range reply.Results {
 			fmt.Fprintln(r.stdout, "  "+summaryLine(s))
 		}

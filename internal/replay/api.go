@@ -73,6 +73,10 @@ type APIStore interface {
 // replay engine implements it; the Worker wires it into the API.
 type Replayer interface {
 	ReplayEntries(ctx context.Context, svc string, ids []string, opts ReplayOptions) (ReplayResult, error)
+	// Gate says whether a replay of svc would start now: "" when it would,
+	// else why not (StopGovernance with the gate's reason, StopBreakerOpen),
+	// without publishing or auditing anything. For dry runs.
+	Gate(svc string) (StopReason, string)
 }
 
 // APIConfig configures the DLQ endpoints. Zero fields take their defaults.
@@ -460,9 +464,18 @@ type DLQReplayBatchRequest struct {
 // replayed: Matched capped at the limit. Results has one summary per
 // service replayed.
 type DLQReplayBatchReply struct {
-	DryRun  bool            `json:"dry_run"`
-	Matched int64           `json:"matched"`
-	Count   int             `json:"count"`
+	DryRun  bool  `json:"dry_run"`
+	Matched int64 `json:"matched"`
+	// Count is how many entries were selected (at most the limit).
+	Count int `json:"count"`
+	// Replayed is how many of them were replayed with success: the sum of
+	// the results' success_count (0 in a dry run).
+	Replayed int `json:"replayed"`
+	// Blocked is how many selected entries governance or an open breaker
+	// kept from being replayed (in a dry run: would keep).
+	Blocked int `json:"blocked"`
+	// Results are per service; in a dry run, what would happen: total and,
+	// when the replay would not start, governance_blocked or stop.
 	Results []ReplaySummary `json:"results,omitempty"`
 }
 
@@ -652,10 +665,10 @@ func (a *API) replayBatch(ctx context.Context, body []byte) (any, error) {
 		return nil, err
 	}
 	reply := DLQReplayBatchReply{DryRun: req.DryRun, Matched: matched, Count: int(min(matched, int64(limit)))}
-	if req.DryRun || matched == 0 {
+	if matched == 0 {
 		return reply, nil
 	}
-	if a.replayer == nil {
+	if a.replayer == nil && !req.DryRun {
 		return nil, ErrReplayUnavailable
 	}
 	f.Limit = limit
@@ -674,6 +687,23 @@ func (a *API) replayBatch(ctx context.Context, body []byte) (any, error) {
 		ids[e.Service] = append(ids[e.Service], e.ID)
 	}
 	reply.Count = len(page.Entries)
+	if req.DryRun {
+		// What would happen: the gates are checked as the replay would
+		// check them, nothing is published, audited or replayed.
+		for _, svc := range services {
+			s := ReplaySummary{Service: svc, Total: len(ids[svc])}
+			if a.replayer == nil {
+				reply.Results = append(reply.Results, s)
+				continue
+			}
+			if stop, why := a.replayer.Gate(svc); stop != "" {
+				s.Stop, s.GovernanceBlocked, s.GovernanceBlockReason = string(stop), stop == StopGovernance, why
+				reply.Blocked += s.Total
+			}
+			reply.Results = append(reply.Results, s)
+		}
+		return reply, nil
+	}
 	details, err := json.Marshal(map[string]any{"filter": req.DLQFilter, "count": reply.Count, "services": services})
 	if err != nil {
 		return nil, err
@@ -688,7 +718,12 @@ func (a *API) replayBatch(ctx context.Context, body []byte) (any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("replay %d entries of %s: %w", len(ids[svc]), svc, err)
 		}
-		reply.Results = append(reply.Results, summarize(svc, res))
+		s := summarize(svc, res)
+		reply.Results = append(reply.Results, s)
+		reply.Replayed += s.SuccessCount
+		if res.Stop == StopGovernance || res.Stop == StopBreakerOpen {
+			reply.Blocked += max(len(ids[svc])-s.SuccessCount-s.FailedCount-s.EscalatedCount, 0)
+		}
 	}
 	return reply, nil
 }

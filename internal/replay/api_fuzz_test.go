@@ -85,6 +85,8 @@ func (s *fuzzStore) AppendAudit(_ context.Context, r domain.AuditRecord) (domain
 // fuzzReplayer replays nothing and succeeds.
 type fuzzReplayer struct{}
 
+func (fuzzReplayer) Gate(string) (StopReason, string) { return "", "" }
+
 func (fuzzReplayer) ReplayEntries(context.Context, string, []string, ReplayOptions) (ReplayResult, error) {
 	return ReplayResult{}, nil
 }

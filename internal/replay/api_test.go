@@ -30,6 +30,24 @@ type apiReplayer struct {
 	store *store.Store
 	mu    sync.Mutex
 	calls []apiReplayCall
+	// blocked, when set, is the governance reason every replay is
+	// blocked with.
+	blocked string
+}
+
+func (r *apiReplayer) block(reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.blocked = reason
+}
+
+func (r *apiReplayer) Gate(string) (replay.StopReason, string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.blocked != "" {
+		return replay.StopGovernance, r.blocked
+	}
+	return "", ""
 }
 
 type apiReplayCall struct {
@@ -41,7 +59,12 @@ type apiReplayCall struct {
 func (r *apiReplayer) ReplayEntries(ctx context.Context, svc string, ids []string, opts replay.ReplayOptions) (replay.ReplayResult, error) {
 	r.mu.Lock()
 	r.calls = append(r.calls, apiReplayCall{svc, ids, opts})
+	blocked := r.blocked
 	r.mu.Unlock()
+	if blocked != "" {
+		return replay.ReplayResult{Service: svc, Trigger: opts.Trigger, GovernanceBlocked: true, GovernanceBlockReason: blocked,
+			Stop: replay.StopGovernance}, nil
+	}
 	l, err := r.store.AcquireLease(ctx, svc, "api-test", time.Minute, apiT0)
 	if err != nil {
 		return replay.ReplayResult{}, err
@@ -400,8 +423,26 @@ func TestAPIReplayBatch(t *testing.T) {
 
 	var dry replay.DLQReplayBatchReply
 	env.ok(t, events.DLQOpReplayBatch, `{"domain": "external_service", "dry_run": true, "limit": 3, "actor": "oncall", "reason": "check"}`, &dry)
-	require.Equal(t, replay.DLQReplayBatchReply{DryRun: true, Matched: 5, Count: 3}, dry)
+	require.Equal(t, replay.DLQReplayBatchReply{DryRun: true, Matched: 5, Count: 3,
+		Results: []replay.ReplaySummary{{Service: "payments", Total: 3}}}, dry)
 	require.Empty(t, env.replayer.Calls(), "a dry run replays nothing")
+
+	// Governance blocks: the dry run says so, and a real run says it
+	// replayed nothing (not "3 of 5").
+	env.replayer.block("kill switch is on (by ic: INC-1)")
+	env.ok(t, events.DLQOpReplayBatch, `{"domain": "external_service", "dry_run": true, "limit": 3, "actor": "oncall", "reason": "check"}`, &dry)
+	require.Equal(t, 3, dry.Blocked)
+	require.True(t, dry.Results[0].GovernanceBlocked)
+	require.Equal(t, "kill switch is on (by ic: INC-1)", dry.Results[0].GovernanceBlockReason)
+	var none replay.DLQReplayBatchReply
+	env.ok(t, events.DLQOpReplayBatch, `{"domain": "external_service", "limit": 3, "actor": "oncall", "reason": "try"}`, &none)
+	require.Equal(t, 3, none.Count)
+	require.Zero(t, none.Replayed)
+	require.Equal(t, 3, none.Blocked)
+	env.replayer.block("")
+	env.replayer.mu.Lock()
+	env.replayer.calls = nil
+	env.replayer.mu.Unlock()
 	env.ok(t, events.DLQOpReplayBatch, `{"dry_run": true, "actor": "oncall", "reason": "check"}`, &dry)
 	require.EqualValues(t, 7, dry.Matched)
 
@@ -410,6 +451,8 @@ func TestAPIReplayBatch(t *testing.T) {
 	require.False(t, res.DryRun)
 	require.EqualValues(t, 5, res.Matched)
 	require.Equal(t, 3, res.Count)
+	require.Equal(t, 3, res.Replayed)
+	require.Zero(t, res.Blocked)
 	require.Len(t, res.Results, 1)
 	require.Equal(t, 3, res.Results[0].SuccessCount)
 	calls := env.replayer.Calls()
@@ -434,7 +477,7 @@ func TestAPIReplayBatch(t *testing.T) {
 	require.Zero(t, res.Count)
 	recs, err := env.store.ListAudit(ctx, "dlq:batch", 0, 10)
 	require.NoError(t, err)
-	require.Len(t, recs, 2)
+	require.Len(t, recs, 3, "the blocked batch is audited too")
 	require.Equal(t, replay.AuditDLQReplayBatch, recs[0].Action)
 }
 

@@ -270,6 +270,19 @@ var _ Replayer = (*Engine)(nil)
 // reviewing. Entries in another status, or held by another claimer, are left
 // alone. Failures follow the retry policy (opts.ForceClose escalates them at
 // once). The result's Stop is StopDone when every chosen entry was attempted.
+// Gate says whether a replay of svc would start now, as a drain's first
+// gate would decide: governance first, then the breaker in the local view.
+// It publishes and audits nothing.
+func (e *Engine) Gate(svc string) (StopReason, string) {
+	if dec := e.view.Governance().CheckReplay(); !dec.Allowed {
+		return StopGovernance, dec.Reason
+	}
+	if st, _, ok := e.view.Breaker(svc); ok && st != domain.StateClosed {
+		return StopBreakerOpen, "the breaker of " + svc + " is not closed"
+	}
+	return "", ""
+}
+
 func (e *Engine) ReplayEntries(ctx context.Context, svc string, ids []string, opts ReplayOptions) (ReplayResult, error) {
 	if opts.Trigger == "" {
 		opts.Trigger = events.BatchTriggerOperator
