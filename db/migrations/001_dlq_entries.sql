@@ -1,3 +1,5 @@
+-- compatibility: contract (the first schema)
+--
 -- Dead-letter entries (DESIGN §5): the wire fields of a dead letter plus the
 -- replay bookkeeping. Optional text fields are stored as '' rather than NULL;
 -- optional instants are NULL.

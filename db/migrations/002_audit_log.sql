@@ -1,3 +1,5 @@
+-- compatibility: expand
+--
 -- Audit log (DESIGN §7.8): every operator action and governance block, in a
 -- hash chain. seq is assigned by the writer as the previous seq + 1 while it
 -- holds the append lock, so the sequence has no gaps and a deleted row shows.

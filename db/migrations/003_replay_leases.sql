@@ -1,3 +1,5 @@
+-- compatibility: expand
+--
 -- Replay leases (DESIGN §5, §7.6): one replayer per service fleet-wide. Every
 -- acquisition takes a new fencing token from one global sequence, so tokens
 -- strictly increase per service, across releases and expiries.

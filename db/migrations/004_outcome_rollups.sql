@@ -1,3 +1,5 @@
+-- compatibility: expand
+--
 -- Outcome rollups: per-service, per-minute call counts that feed the error
 -- budget (DESIGN §6). minute is truncated to the minute by the writer.
 CREATE TABLE outcome_rollups (

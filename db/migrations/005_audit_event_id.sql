@@ -1,3 +1,5 @@
+-- compatibility: expand
+--
 -- Audit records written by the replay-worker's audit consumer carry the
 -- ce-id of the event they record, so that a redelivered event is recognised
 -- and not appended twice. Records written by the store itself (operator DLQ

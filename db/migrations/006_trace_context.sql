@@ -1,3 +1,5 @@
+-- compatibility: expand
+--
 -- The W3C trace context (traceparent) a dead letter was ingested in, so that
 -- its replay continues the trace of the failed call: the replay-worker
 -- injects it into the replay delivery's headers. NULL when the dead letter

@@ -1,3 +1,5 @@
+-- compatibility: expand
+--
 -- The live entries of each service (status pending, replaying, requires_review
 -- or reviewing: domain.DLQLiveStatusesSQL), for the ingest's per-service bound
 -- (replay.IngestConfig.MaxPendingPerService) without counting a service's

@@ -21,6 +21,12 @@ type AuditLog struct {
 	EventID  *string
 }
 
+type BaldurSchemaCompat struct {
+	Version       int32
+	Name          string
+	Compatibility string
+}
+
 type DlqEntry struct {
 	ID                string
 	Service           string
