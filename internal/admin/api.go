@@ -3,7 +3,6 @@ package admin
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -104,20 +103,17 @@ func (s *Server) deadline(h http.Handler) http.Handler {
 	})
 }
 
-// authorized reports whether r carries the admin token.
+// authorized reports whether r carries a token the server knows.
 func (s *Server) authorized(r *http.Request) bool {
-	if s.cfg.AdminToken == "" {
-		return false
-	}
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(s.cfg.AdminToken)) == 1
+	_, ok := s.authorize(r)
+	return ok
 }
 
 // unauthorized answers 401 (the token is wrong or missing) or 403 (the
 // server has none) for what needs the token.
 func (s *Server) unauthorized(w http.ResponseWriter, what string) {
-	if s.cfg.AdminToken == "" {
-		writeError(w, http.StatusForbidden, fmt.Errorf("%s: this server has no admin token; start it with --admin-token or BALDUR_ADMIN_TOKEN", what))
+	if !s.tokens() {
+		writeError(w, http.StatusForbidden, fmt.Errorf("%s: this server has no admin token; start it with --admin-token (BALDUR_ADMIN_TOKEN) or --admin-operators-file", what))
 		return
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer realm="baldur-admin"`)
@@ -186,12 +182,18 @@ func badRequest(w http.ResponseWriter, format string, args ...any) {
 // write wraps a write handler: it needs the admin token as a bearer token.
 func (s *Server) write(h func(w http.ResponseWriter, r *http.Request, actor string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !s.authorized(r) {
+		who, ok := s.authorize(r)
+		if !ok {
 			s.unauthorized(w, "writes")
 			return
 		}
 		actor := strings.TrimSpace(r.Header.Get(ActorHeader))
-		if actor == "" {
+		switch {
+		case who.named:
+			// The operator's own token names them: the header cannot
+			// speak for someone else.
+			actor = who.name
+		case actor == "":
 			actor = DefaultActor
 		}
 		if len(actor) > events.MaxActorLen {

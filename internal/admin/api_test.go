@@ -165,7 +165,7 @@ func TestWritesNeedTheToken(t *testing.T) {
 	for _, w := range writes {
 		rec, body := do(t, noToken.Handler(), "POST", w.path, w.body, auth...)
 		require.Equal(t, http.StatusForbidden, rec.Code, w.path)
-		require.Contains(t, body["error"], "--admin-token or BALDUR_ADMIN_TOKEN")
+		require.Contains(t, body["error"], "--admin-token (BALDUR_ADMIN_TOKEN) or --admin-operators-file")
 
 		for _, h := range [][]string{nil, {"Authorization", "Bearer wrong"}, {"Authorization", "Basic " + tok}} {
 			rec, body = do(t, withToken.Handler(), "POST", w.path, w.body, h...)

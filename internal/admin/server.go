@@ -49,9 +49,15 @@ type Config struct {
 	// Addr is the address Start listens on ("127.0.0.1:8080" when empty;
 	// port 0 picks a free port, see Server.Addr).
 	Addr string
-	// AdminToken is the bearer token writes need. When empty, every write
-	// is refused with 403 (set it with --admin-token or BALDUR_ADMIN_TOKEN).
+	// AdminToken is the shared bearer token writes need; its writes are
+	// recorded with the X-Baldur-Actor header as the actor (DefaultActor
+	// without one). With neither AdminToken nor Operators every write is
+	// refused with 403.
 	AdminToken string
+	// Operators have tokens of their own: a write made with one is recorded
+	// with the operator's name as the actor, whatever X-Baldur-Actor says
+	// (ParseOperatorTokens reads them from a file).
+	Operators []OperatorToken
 	// RecentEvents is how many recent fleet events the dashboard shows
 	// (DefaultRecentEvents when zero).
 	RecentEvents int

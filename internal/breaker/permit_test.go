@@ -182,7 +182,13 @@ func TestPermitServerGrantsExactlyHalfOpenMaxCalls(t *testing.T) {
 			require.Equal(t, domain.HalfOpen{Permits: 3, Issued: 3, StartedAt: permitT0.Add(2 * time.Minute)}, b.HalfOpen)
 			require.Empty(t, b.PendingEvents)
 
-			halfOpened := streamMsgs(t, f.js, "baldur.event.breaker.payments.half_opened")
+			// The publish was acked by the stream's leader; a consumer on a
+			// follower may see it a moment later.
+			var halfOpened []jetstream.Msg
+			require.Eventually(t, func() bool {
+				halfOpened = streamMsgs(t, f.js, "baldur.event.breaker.payments.half_opened")
+				return len(halfOpened) >= 1
+			}, 10*time.Second, 50*time.Millisecond, "the half_opened transition is published")
 			require.Len(t, halfOpened, 1, "the half_opened transition is published once")
 			require.Equal(t, events.TransitionMsgID("payments", 2), halfOpened[0].Headers().Get(jetstream.MsgIDHeader))
 			ev, err := events.DecodeTransitionEvent(halfOpened[0].Data())
