@@ -168,25 +168,44 @@ func RunEnv(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 
 func isHelp(s string) bool { return s == "-h" || s == "-help" || s == "--help" || s == "help" }
 
-func runCommand(ctx context.Context, cmd *command, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+// cmdFlags are the flags every command takes, besides its own and the
+// shared process flags.
+type cmdFlags struct {
+	actor, reason, keyFile *string
+	asJSON                 *bool
+	timeout                *time.Duration
+	extra                  func() any
+}
+
+// newCmdFlags registers the flags of cmd: the shared process flags, the
+// CLI's own (actor, reason, json, timeout), the audit key where the command
+// needs it, and the command's. runCommand parses them; completion lists
+// them.
+func newCmdFlags(cmd *command) (*process.Flags, cmdFlags) {
 	f := process.NewFlags(Name + " " + cmd.name())
 	fs := f.FlagSet()
 	// Parse's own messages are discarded: the errors it returns are printed
 	// once, with the usage line, by fail.
 	fs.SetOutput(io.Discard)
-	actor := f.String("actor", EnvActor, defaultActor(), "who is acting, recorded with the command and in the audit log")
-	reason := fs.String("reason", "", "why; required for manual actions")
-	asJSON := fs.Bool("json", false, "print machine-readable JSON instead of tables")
-	timeout := fs.Duration("timeout", DefaultTimeout, "how long to wait for NATS and for the fleet to apply the command")
-	var keyFile *string
+	var c cmdFlags
+	c.actor = f.String("actor", EnvActor, defaultActor(), "who is acting, recorded with the command and in the audit log")
+	c.reason = fs.String("reason", "", "why; required for manual actions")
+	c.asJSON = fs.Bool("json", false, "print machine-readable JSON instead of tables")
+	c.timeout = fs.Duration("timeout", DefaultTimeout, "how long to wait for NATS and for the fleet to apply the command")
 	if cmd.needs&(needAuditKey|wantAuditKey) != 0 {
-		keyFile = f.AuditKeyFile()
+		c.keyFile = f.AuditKeyFile()
 	}
-	var extra func() any
 	if cmd.flags != nil {
-		extra = cmd.flags(f)
+		c.extra = cmd.flags(f)
 	}
 	fs.Usage = func() {}
+	return f, c
+}
+
+func runCommand(ctx context.Context, cmd *command, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	f, cf := newCmdFlags(cmd)
+	fs := f.FlagSet()
+	actor, reason, asJSON, timeout, keyFile, extra := cf.actor, cf.reason, cf.asJSON, cf.timeout, cf.keyFile, cf.extra
 
 	flags, pos, err := splitArgs(fs, args)
 	if err != nil {

@@ -11,5 +11,6 @@ func commands() []*command {
 	all = append(all, adminCommands()...)
 	all = append(all, devCommands()...)
 	all = append(all, versionCommands()...)
+	all = append(all, completionCommands()...)
 	return all
 }

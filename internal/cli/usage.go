@@ -17,6 +17,7 @@ var nounSummaries = map[string]string{
 	"admin":      "serve the admin HTTP API and dashboard",
 	"dev":        "run the whole fleet in one process on this machine; --demo tells a breaker's story",
 	"version":    "print the version, commit and Go version (also: baldur --version)",
+	"completion": "print a shell completion script (bash, zsh or fish)",
 }
 
 const exitCodesHelp = `Exit codes:
