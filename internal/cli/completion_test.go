@@ -28,7 +28,6 @@ func complete(t *testing.T, script string, words ...string) []string {
 	return strings.Fields(string(out))
 }
 
-
 // TestCompletion: the bash script completes nouns, verbs and each command's
 // flags; the zsh and fish scripts name every command; an unknown shell is a
 // usage error.
