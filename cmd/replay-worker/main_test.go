@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,24 +17,6 @@ import (
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
-
-// syncBuffer is a bytes.Buffer safe for the worker's logging goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // env reads m; the audit key is the tests' unless m sets BALDUR_AUDIT_KEY
 // (to "" for none).
@@ -64,7 +44,7 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			var out syncBuffer
+			var out testenv.Buffer
 			e := env(nil)
 			if c.name == "no audit key" {
 				e = env(map[string]string{process.EnvAuditKey: ""})
@@ -83,7 +63,7 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 
 func TestRunExitsWhenNATSIsUnreachable(t *testing.T) {
 	t.Parallel()
-	var out syncBuffer
+	var out testenv.Buffer
 	code := run(t.Context(), []string{"--nats-url", "nats://127.0.0.1:1", "--database-url", "postgres://127.0.0.1:1/x"}, env(nil), &out, nil)
 	require.Equal(t, exitFailed, code)
 	line := strings.TrimSpace(out.String())
@@ -95,7 +75,7 @@ func TestRunExitsWhenNATSIsUnreachable(t *testing.T) {
 func TestRunExitsWhenPostgresIsUnreachable(t *testing.T) {
 	t.Parallel()
 	n := testenv.NATS(t)
-	var out syncBuffer
+	var out testenv.Buffer
 	code := run(t.Context(), []string{"--nats-url", n.URL, "--database-url", "postgres://postgres:secret@127.0.0.1:1/x?connect_timeout=2"}, env(nil), &out, nil)
 	require.Equal(t, exitFailed, code)
 	line := strings.TrimSpace(out.String())
@@ -113,7 +93,7 @@ func TestRunIngestsAndStopsOnSignal(t *testing.T) {
 	defer cancel()
 	ready := make(chan *replay.Worker, 1)
 	done := make(chan int, 1)
-	var out syncBuffer
+	var out testenv.Buffer
 	go func() {
 		done <- run(ctx, []string{"--node-id", "rw-1", "--ingest-max-wait", "10ms"},
 			env(map[string]string{"BALDUR_NATS_URL": n.URL, "BALDUR_DATABASE_URL": dbURL}), &out, func(w *replay.Worker) { ready <- w })

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,24 +15,6 @@ import (
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
-
-// syncBuffer is a bytes.Buffer safe for the worker's logging goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestRunStopsCleanly checks the documented exit code of a clean stop (0,
 // operations.md "Exit codes"): the watchdog becomes ready, and ends with 0
@@ -53,7 +33,7 @@ func TestRunStopsCleanly(t *testing.T) {
 	vars := map[string]string{
 		process.EnvNATSURL: n.URL, process.EnvDatabaseURL: dbURL, process.EnvAuditKey: string(testenv.AuditKey),
 	}
-	var out syncBuffer
+	var out testenv.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"--node-id", "wd-1", "--http-addr", addr}, func(k string) string { return vars[k] }, &out)
@@ -83,7 +63,7 @@ func TestRunStopsCleanly(t *testing.T) {
 
 func TestRunVersionAnswersFirst(t *testing.T) {
 	t.Parallel()
-	var out syncBuffer
+	var out testenv.Buffer
 	// --version wins over a bad flag and a missing --database-url.
 	code := run(t.Context(), []string{"--colour", "red", "--version"}, func(string) string { return "" }, &out)
 	require.Equal(t, worker.ExitOK, code)

@@ -1,10 +1,8 @@
 package cli_test
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,26 +14,8 @@ import (
 	"github.com/baldurfleet/baldur/internal/domain"
 	"github.com/baldurfleet/baldur/internal/events"
 	"github.com/baldurfleet/baldur/internal/opsclient/opstest"
+	"github.com/baldurfleet/baldur/internal/testenv"
 )
-
-// watchBuffer is a bytes.Buffer safe for the watch's writes and the test's
-// reads.
-type watchBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *watchBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *watchBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
 
 // TestBreakerWatchPrintsChangesAndFailsWhenNATSGoes: a quiet service whose
 // breaker is rewritten at every fold is one line; a transition is another;
@@ -44,7 +24,7 @@ func TestBreakerWatchPrintsChangesAndFailsWhenNATSGoes(t *testing.T) {
 	t.Parallel()
 	f := opstest.NewFleet(t)
 	f.StartBreakerWorker(t, "bw")
-	var out, errOut watchBuffer
+	var out, errOut testenv.Buffer
 	code := make(chan int, 1)
 	go func() {
 		code <- cli.RunEnv(context.Background(), []string{"breaker", "watch", "--nats-url", f.URL}, &out, &errOut, func(string) string { return "" })

@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -122,12 +121,12 @@ func freeAddr(t *testing.T) string {
 // startWorker starts the breaker-worker binary against natsURL, serving
 // --http-addr on a free port, waits until /readyz answers 200 and returns
 // the process, its address, its stderr and a channel closed when it exited.
-func startWorker(t *testing.T, natsURL string) (*exec.Cmd, string, *syncBuffer, <-chan struct{}) {
+func startWorker(t *testing.T, natsURL string) (*exec.Cmd, string, *testenv.Buffer, <-chan struct{}) {
 	t.Helper()
 	addr := freeAddr(t)
 	cmd := exec.Command(filepath.Join(binDir(t), "breaker-worker"), "--http-addr", addr, "--partitions", "1", "--node-id", "bw-exit")
 	cmd.Env = []string{"BALDUR_NATS_URL=" + natsURL}
-	stderr := &syncBuffer{}
+	stderr := &testenv.Buffer{}
 	cmd.Stdout, cmd.Stderr = io.Discard, stderr
 	require.NoError(t, cmd.Start())
 	exited := make(chan struct{})
@@ -154,25 +153,6 @@ func startWorker(t *testing.T, natsURL string) (*exec.Cmd, string, *syncBuffer, 
 	}
 	require.Eventually(t, ready, waitFor, 20*time.Millisecond, "breaker-worker never ready: %s", stderr)
 	return cmd, addr, stderr, exited
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's writes and the test's
-// reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestWorkerMetricsCarryBuildInfo(t *testing.T) {

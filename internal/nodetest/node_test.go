@@ -2,7 +2,6 @@ package nodetest_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +20,7 @@ import (
 	"github.com/baldurfleet/baldur/internal/domain"
 	"github.com/baldurfleet/baldur/internal/events"
 	"github.com/baldurfleet/baldur/internal/opsclient/opstest"
+	"github.com/baldurfleet/baldur/internal/testenv"
 )
 
 const (
@@ -218,7 +217,7 @@ type service struct {
 	cmd    *exec.Cmd
 	lines  chan line
 	exited chan error
-	stderr *syncBuffer
+	stderr *testenv.Buffer
 	// successes and failures add up the service's "reported" lines read so
 	// far by next.
 	successes, failures int64
@@ -231,7 +230,7 @@ func startService(t *testing.T, node, dir, url string) *service {
 	cmd := exec.Command(node, "service.mjs")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "NATS_URL="+url, "BALDUR_SERVICE="+svc, "BALDUR_NODE_ID=node-example-1")
-	s := &service{cmd: cmd, lines: make(chan line), exited: make(chan error, 1), stderr: &syncBuffer{}}
+	s := &service{cmd: cmd, lines: make(chan line), exited: make(chan error, 1), stderr: &testenv.Buffer{}}
 	cmd.Stderr = s.stderr
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
@@ -314,22 +313,4 @@ func atoi(t *testing.T, s string) int64 {
 	n, err := strconv.ParseInt(s, 10, 64)
 	require.NoError(t, err, "number %q", s)
 	return n
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
