@@ -79,8 +79,8 @@ func (c *Client) AuditVerify(ctx context.Context) (AuditVerification, error) {
 		return v, nil
 	case errors.Is(err, domain.ErrAuditChainBroken):
 		return v, fmt.Errorf("%w: %w", ErrAuditBroken, err)
-	case errors.Is(err, store.ErrNoAuditKey):
-		return v, ErrNoAuditKey
+	case errors.Is(err, ErrNoAuditKey):
+		return v, err
 	}
 	return v, fmt.Errorf("%w: verify the audit log: %w", ErrUnreachable, err)
 }

@@ -3,6 +3,8 @@ package opsclient
 import (
 	"errors"
 	"fmt"
+
+	"github.com/baldurfleet/baldur/internal/store"
 )
 
 // Sentinel errors of the operator client. Every error a Client returns wraps
@@ -44,8 +46,8 @@ var (
 	// audit store (the CLI's --database-url).
 	ErrNoDatabase = errors.New("opsclient: no database configured")
 	// ErrNoAuditKey reports an audit verification by a client whose store
-	// has no audit key.
-	ErrNoAuditKey = errors.New("opsclient: no audit key: give --audit-key-file ($BALDUR_AUDIT_KEY_FILE) or $BALDUR_AUDIT_KEY")
+	// has no audit key: the store's sentinel.
+	ErrNoAuditKey = store.ErrNoAuditKey
 	// ErrAuditBroken reports an audit log whose hash chain does not verify.
 	ErrAuditBroken = errors.New("opsclient: audit chain broken")
 )

@@ -56,6 +56,13 @@ func LoadAuditKey(file string, getenv func(string) string) (domain.AuditKey, err
 		}
 		return k, nil
 	}
-	return nil, fmt.Errorf("%w: %w: the audit log is keyed (HMAC-SHA256): give --audit-key-file ($%s), a file holding at least %d bytes, or $%s",
+	return nil, MissingAuditKey()
+}
+
+// MissingAuditKey is the error of a process that needs the audit key and was
+// given none: it wraps ErrNoAuditKey and ErrInvalidConfig and says how to
+// give one.
+func MissingAuditKey() error {
+	return fmt.Errorf("%w: %w: the audit log is keyed (HMAC-SHA256): give --audit-key-file ($%s), a file holding at least %d bytes, or $%s",
 		ErrInvalidConfig, ErrNoAuditKey, EnvAuditKeyFile, domain.MinAuditKeyLen, EnvAuditKey)
 }

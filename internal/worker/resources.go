@@ -158,8 +158,7 @@ func Open(ctx context.Context, pc process.Config, opts Options) (_ *Resources, e
 		return nil, fmt.Errorf("%w: --database-url ($%s) is required", process.ErrInvalidConfig, process.EnvDatabaseURL)
 	}
 	if needPG && len(opts.AuditKey) < domain.MinAuditKeyLen {
-		_, err := process.LoadAuditKey("", func(string) string { return "" })
-		return nil, err
+		return nil, process.MissingAuditKey()
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
