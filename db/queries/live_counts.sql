@@ -4,8 +4,10 @@
 -- never wait for each other in a cycle.
 
 -- name: InsertEntriesCounted :many
--- InsertEntries, adding the inserted entries to their services' live counts
--- in the same statement. Returns the ids that were inserted.
+-- Inserts new pending entries, one row per array position, and adds them to
+-- their services' live counts in the same statement. Idempotent on id and on
+-- (service, idempotency_key) among live entries, also within the batch: a
+-- conflicting row is skipped. Returns the ids that were inserted.
 WITH inserted AS (
     INSERT INTO dlq_entries (
         id, service, domain, failure_type, operation, idempotency_key,
@@ -42,13 +44,6 @@ WITH inserted AS (
     ON CONFLICT (service) DO UPDATE SET live = c.live + excluded.live
 )
 SELECT id FROM inserted;
-
--- name: AddLiveCounts :exec
--- Adds n[i] entries to the live count of services[i] (services sorted and
--- distinct), for an insert made in several statements of one transaction.
-INSERT INTO dlq_live_counts AS c (service, live)
-SELECT unnest(@services::text[]), unnest(@n::bigint[])
-ON CONFLICT (service) DO UPDATE SET live = c.live + excluded.live;
 
 -- name: LiveCounts :many
 -- The live counts of the given services that have a row.

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -73,7 +74,7 @@ func (s *Store) InsertEntries(ctx context.Context, entries []domain.DLQEntry) (I
 		return InsertResult{}, nil
 	}
 	now := s.now()
-	params := make([]dbsqlc.InsertEntriesParams, 0, (len(entries)+insertChunk-1)/insertChunk)
+	params := make([]dbsqlc.InsertEntriesCountedParams, 0, (len(entries)+insertChunk-1)/insertChunk)
 	for start := 0; start < len(entries); start += insertChunk {
 		chunk := entries[start:min(start+insertChunk, len(entries))]
 		p, err := s.insertParams(chunk, start, now)
@@ -84,57 +85,30 @@ func (s *Store) InsertEntries(ctx context.Context, entries []domain.DLQEntry) (I
 	}
 
 	inserted := make(map[string]int, len(entries))
-	insertErr := func(p dbsqlc.InsertEntriesParams, err error) error {
-		if isDataError(err) {
-			// PostgreSQL refuses a value: the batch holds an entry that can
-			// never be stored, which the caller finds by retrying the
-			// entries one by one.
-			return fmt.Errorf("insert %d dead letters: %w: %w", len(p.Ids), ErrInvalidEntry, err)
-		}
-		return fmt.Errorf("insert %d dead letters: %w", len(p.Ids), err)
-	}
 	var err error
 	if len(params) == 1 {
 		// One statement inserts the entries and adds them to the live
-		// counts.
-		var ids []string
-		if ids, err = s.q.InsertEntriesCounted(ctx, dbsqlc.InsertEntriesCountedParams(params[0])); err != nil {
-			return InsertResult{}, insertErr(params[0], err)
-		}
-		for _, id := range ids {
-			inserted[id]++
-		}
+		// counts (their rows locked in service order).
+		err = s.insertChunk(ctx, s.q, params[0], inserted)
 	} else {
 		err = s.inTx(ctx, func(q *dbsqlc.Queries) error {
-			perService := map[string]int64{}
+			// Several statements: lock every counter row of the batch first,
+			// in service order, as every other writer locks them; each
+			// chunk then adds to rows already held, so no two writers wait
+			// for each other in a cycle.
+			services := distinctSorted(params)
+			if err := q.EnsureLiveCounts(ctx, services); err != nil {
+				return fmt.Errorf("insert %d dead letters: make their live counts: %w", len(entries), err)
+			}
+			if err := q.LockLiveCounts(ctx, services); err != nil {
+				return fmt.Errorf("insert %d dead letters: lock their live counts: %w", len(entries), err)
+			}
 			for _, p := range params {
-				ids, err := q.InsertEntries(ctx, p)
-				if err != nil {
-					return insertErr(p, err)
-				}
-				for _, id := range ids {
-					inserted[id]++
-				}
-				// An id given twice is inserted once, at its first
-				// position: that entry's service counts it.
-				seen := make(map[string]bool, len(ids))
-				for _, id := range ids {
-					seen[id] = true
-				}
-				for i, id := range p.Ids {
-					if seen[id] {
-						perService[p.Services[i]]++
-						delete(seen, id)
-					}
+				if err := s.insertChunk(ctx, q, p, inserted); err != nil {
+					return err
 				}
 			}
-			// One statement for all chunks, in service order, at the end:
-			// the counter rows are locked last and in the same order as
-			// every other writer locks them.
-			if len(perService) == 0 {
-				return nil
-			}
-			return q.AddLiveCounts(ctx, liveCountsParams(perService))
+			return nil
 		})
 	}
 	if err != nil {
@@ -155,9 +129,38 @@ func (s *Store) InsertEntries(ctx context.Context, entries []domain.DLQEntry) (I
 	return res, nil
 }
 
-func (s *Store) insertParams(entries []domain.DLQEntry, offset int, now time.Time) (dbsqlc.InsertEntriesParams, error) {
+// insertChunk inserts one chunk with the live counts of its services and
+// counts the ids it inserted into inserted.
+func (s *Store) insertChunk(ctx context.Context, q *dbsqlc.Queries, p dbsqlc.InsertEntriesCountedParams, inserted map[string]int) error {
+	ids, err := q.InsertEntriesCounted(ctx, p)
+	if err != nil {
+		if isDataError(err) {
+			// PostgreSQL refuses a value: the batch holds an entry that can
+			// never be stored, which the caller finds by retrying the
+			// entries one by one.
+			return fmt.Errorf("insert %d dead letters: %w: %w", len(p.Ids), ErrInvalidEntry, err)
+		}
+		return fmt.Errorf("insert %d dead letters: %w", len(p.Ids), err)
+	}
+	for _, id := range ids {
+		inserted[id]++
+	}
+	return nil
+}
+
+// distinctSorted returns the services of the chunks, sorted, each once.
+func distinctSorted(params []dbsqlc.InsertEntriesCountedParams) []string {
+	var out []string
+	for _, p := range params {
+		out = append(out, p.Services...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func (s *Store) insertParams(entries []domain.DLQEntry, offset int, now time.Time) (dbsqlc.InsertEntriesCountedParams, error) {
 	n := len(entries)
-	p := dbsqlc.InsertEntriesParams{
+	p := dbsqlc.InsertEntriesCountedParams{
 		Ids:                make([]string, n),
 		Services:           make([]string, n),
 		Domains:            make([]string, n),
@@ -180,7 +183,7 @@ func (s *Store) insertParams(entries []domain.DLQEntry, offset int, now time.Tim
 	}
 	for i, e := range entries {
 		if err := s.normalize(&e, now); err != nil {
-			return dbsqlc.InsertEntriesParams{}, fmt.Errorf("entry %d (%q): %w", offset+i, e.ID, err)
+			return dbsqlc.InsertEntriesCountedParams{}, fmt.Errorf("entry %d (%q): %w", offset+i, e.ID, err)
 		}
 		p.Ids[i] = e.ID
 		p.Services[i] = e.Service

@@ -117,20 +117,3 @@ func (s *Store) StoredEntries(ctx context.Context, entries []domain.DLQEntry) ([
 	}
 	return ids, nil
 }
-
-// liveCountsParams sorts the services of n for AddLiveCounts, leaving out
-// those with nothing to add.
-func liveCountsParams(n map[string]int64) dbsqlc.AddLiveCountsParams {
-	var p dbsqlc.AddLiveCountsParams
-	for svc, k := range n {
-		if k > 0 {
-			p.Services = append(p.Services, svc)
-		}
-	}
-	slices.Sort(p.Services)
-	p.N = make([]int64, len(p.Services))
-	for i, svc := range p.Services {
-		p.N[i] = n[svc]
-	}
-	return p
-}

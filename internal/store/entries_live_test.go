@@ -38,7 +38,8 @@ func TestLiveCountsFollowInserts(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, map[string]store.LiveCount{"payments": {Live: 2}, "ledger": {Live: 1}}, got)
 
-	// More than one chunk (2,000 rows): one transaction, one count update.
+	// More than one chunk (2,000 rows): one transaction, the counter rows
+	// locked first.
 	var big []domain.DLQEntry
 	for i := range 2500 {
 		big = append(big, entry(fmt.Sprint("svc-", i%3), time.Duration(i)*time.Microsecond))

@@ -523,9 +523,13 @@ func (q *Queries) ExpireEntries(ctx context.Context, arg ExpireEntriesParams) ([
 }
 
 const getEntry = `-- name: GetEntry :one
+
 SELECT id, service, domain, failure_type, operation, idempotency_key, entity_type, entity_id, request, error_code, error_message, priority, priority_rank, metadata, status, retry_count, max_retries, last_retry_at, next_attempt_at, last_error, error_history, resolution_type, resolution_note, recommended_action, resolved_at, lease_owner, fencing_token, sla_breached_at, created_at, updated_at, expires_at, trace_context FROM dlq_entries WHERE id = $1
 `
 
+// Dead-letter entries. The store decides with package domain and writes here;
+// every status change names the statuses it may leave from, so a concurrent
+// change can never slip an entry through an edge the state machine refuses.
 func (q *Queries) GetEntry(ctx context.Context, id string) (DlqEntry, error) {
 	row := q.db.QueryRow(ctx, getEntry, id)
 	var i DlqEntry
@@ -589,107 +593,6 @@ func (q *Queries) GetEntryStatuses(ctx context.Context, ids []string) ([]GetEntr
 			return nil, err
 		}
 		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const insertEntries = `-- name: InsertEntries :many
-
-INSERT INTO dlq_entries (
-    id, service, domain, failure_type, operation, idempotency_key,
-    entity_type, entity_id, request, error_code, error_message, priority,
-    metadata, status, max_retries, next_attempt_at, recommended_action,
-    created_at, updated_at, expires_at
-)
-SELECT
-    unnest($1::uuid[]),
-    unnest($2::text[]),
-    unnest($3::text[]),
-    unnest($4::text[]),
-    unnest($5::text[]),
-    unnest($6::text[]),
-    unnest($7::text[]),
-    unnest($8::text[]),
-    unnest($9::jsonb[]),
-    unnest($10::text[]),
-    unnest($11::text[]),
-    unnest($12::text[]),
-    unnest($13::jsonb[]),
-    'pending',
-    unnest($14::integer[]),
-    unnest($15::timestamptz[]),
-    unnest($16::text[]),
-    unnest($17::timestamptz[]),
-    unnest($18::timestamptz[]),
-    unnest($19::timestamptz[])
-ON CONFLICT DO NOTHING
-RETURNING id
-`
-
-type InsertEntriesParams struct {
-	Ids                []string
-	Services           []string
-	Domains            []string
-	FailureTypes       []string
-	Operations         []string
-	IdempotencyKeys    []string
-	EntityTypes        []string
-	EntityIds          []string
-	Requests           [][]byte
-	ErrorCodes         []string
-	ErrorMessages      []string
-	Priorities         []string
-	Metadata           [][]byte
-	MaxRetries         []int32
-	NextAttemptAts     []time.Time
-	RecommendedActions []string
-	CreatedAts         []time.Time
-	UpdatedAts         []time.Time
-	ExpiresAts         []time.Time
-}
-
-// Dead-letter entries. The store decides with package domain and writes here;
-// every status change names the statuses it may leave from, so a concurrent
-// change can never slip an entry through an edge the state machine refuses.
-// Inserts new pending entries, one row per array position. Idempotent on id
-// and on (service, idempotency_key) among live entries, also within the batch:
-// a conflicting row is skipped. Returns the ids that were inserted.
-func (q *Queries) InsertEntries(ctx context.Context, arg InsertEntriesParams) ([]string, error) {
-	rows, err := q.db.Query(ctx, insertEntries,
-		arg.Ids,
-		arg.Services,
-		arg.Domains,
-		arg.FailureTypes,
-		arg.Operations,
-		arg.IdempotencyKeys,
-		arg.EntityTypes,
-		arg.EntityIds,
-		arg.Requests,
-		arg.ErrorCodes,
-		arg.ErrorMessages,
-		arg.Priorities,
-		arg.Metadata,
-		arg.MaxRetries,
-		arg.NextAttemptAts,
-		arg.RecommendedActions,
-		arg.CreatedAts,
-		arg.UpdatedAts,
-		arg.ExpiresAts,
-	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []string{}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		items = append(items, id)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

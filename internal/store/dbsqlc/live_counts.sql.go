@@ -10,24 +10,6 @@ import (
 	"time"
 )
 
-const addLiveCounts = `-- name: AddLiveCounts :exec
-INSERT INTO dlq_live_counts AS c (service, live)
-SELECT unnest($1::text[]), unnest($2::bigint[])
-ON CONFLICT (service) DO UPDATE SET live = c.live + excluded.live
-`
-
-type AddLiveCountsParams struct {
-	Services []string
-	N        []int64
-}
-
-// Adds n[i] entries to the live count of services[i] (services sorted and
-// distinct), for an insert made in several statements of one transaction.
-func (q *Queries) AddLiveCounts(ctx context.Context, arg AddLiveCountsParams) error {
-	_, err := q.db.Exec(ctx, addLiveCounts, arg.Services, arg.N)
-	return err
-}
-
 const ensureLiveCounts = `-- name: EnsureLiveCounts :exec
 INSERT INTO dlq_live_counts (service, live)
 SELECT unnest($1::text[]), 0
@@ -107,8 +89,10 @@ type InsertEntriesCountedParams struct {
 // bound. InsertEntriesCounted adds what it inserts; RecountLive* set the exact
 // count. Rows are locked in service order everywhere, so that two writers
 // never wait for each other in a cycle.
-// InsertEntries, adding the inserted entries to their services' live counts
-// in the same statement. Returns the ids that were inserted.
+// Inserts new pending entries, one row per array position, and adds them to
+// their services' live counts in the same statement. Idempotent on id and on
+// (service, idempotency_key) among live entries, also within the batch: a
+// conflicting row is skipped. Returns the ids that were inserted.
 func (q *Queries) InsertEntriesCounted(ctx context.Context, arg InsertEntriesCountedParams) ([]string, error) {
 	rows, err := q.db.Query(ctx, insertEntriesCounted,
 		arg.Ids,
